@@ -1,0 +1,66 @@
+"""RoBERTa backbone as a ``Denoiser``: random init from a ``RobertaConfig`` or ``from_pretrained``."""
+
+from __future__ import annotations
+
+import torch
+from transformers import RobertaConfig, RobertaForMaskedLM
+
+from diffusion_lab.models.denoiser import Denoiser
+from diffusion_lab.models.pretrained import load_pretrained
+
+
+class RobertaDenoiser(Denoiser):
+    """Bidirectional encoder + LM head. ``pretrained`` (hub id or local folder) overrides the sizes.
+
+    Random init uses the sizes given here (``hidden_size``, ``num_hidden_layers``, ...). The token
+    embeddings are resized to ``vocab_size`` (``len(tokenizer)``) so an added mask token has a row.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_token_id: int,
+        num_conditions: int = 0,
+        max_length: int = 512,
+        pretrained: str | None = None,
+        hidden_size: int = 256,
+        num_hidden_layers: int = 4,
+        num_attention_heads: int = 4,
+        intermediate_size: int = 1024,
+        dropout: float = 0.0,
+        objective: str = "diffusion",
+        **config_overrides,
+    ):
+        if objective != "diffusion":
+            raise ValueError(
+                f"model.objective={objective!r} is not possible with a RoBERTa backbone: it is an "
+                "encoder without a causal LM head. Use model.objective=diffusion, or model=gpt2_tiny / "
+                "model=gpt2 for an autoregressive model."
+            )
+        if pretrained:
+            model = load_pretrained(RobertaForMaskedLM, pretrained)
+        else:
+            config = RobertaConfig(
+                vocab_size=vocab_size,
+                hidden_size=hidden_size,
+                num_hidden_layers=num_hidden_layers,
+                num_attention_heads=num_attention_heads,
+                intermediate_size=intermediate_size,
+                hidden_dropout_prob=dropout,
+                attention_probs_dropout_prob=dropout,
+                # RoBERTa offsets positions by pad_token_id + 1
+                max_position_embeddings=max_length + pad_token_id + 2,
+                pad_token_id=pad_token_id,
+                type_vocab_size=1,
+                **config_overrides,
+            )
+            model = RobertaForMaskedLM(config)
+        if model.get_input_embeddings().num_embeddings != vocab_size:
+            model.resize_token_embeddings(vocab_size)
+        super().__init__(vocab_size, num_conditions, model.config.hidden_size)
+        self.model = model
+        self.max_length = max_length
+
+    def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # RoBERTa derives position ids from input_ids; with inputs_embeds it numbers 0..L-1 (+offset)
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
