@@ -1,0 +1,23 @@
+"""Model-independent metrics: classification numbers with intervals and paired tests, calibration."""
+
+from diffusion_lab.metrics.calibration import apply_temperature, fit_temperature, reliability_diagram
+from diffusion_lab.metrics.classification import (
+    brier,
+    classification_metrics,
+    mcnemar_pvalue,
+    mean_ci95,
+    nll,
+    wilson_interval,
+)
+
+__all__ = [
+    "apply_temperature",
+    "brier",
+    "classification_metrics",
+    "fit_temperature",
+    "mcnemar_pvalue",
+    "mean_ci95",
+    "nll",
+    "reliability_diagram",
+    "wilson_interval",
+]
