@@ -30,12 +30,31 @@ class SampleOutput:
 
 
 class Sampler(ABC):
-    """Base class. ``steps`` denoising steps; subclasses implement ``sample``."""
+    """Base class. ``steps`` denoising steps; subclasses implement ``sample``.
 
-    def __init__(self, steps: int = 32):
-        if steps <= 0:
-            raise ValueError(f"sampler.steps must be a positive integer, got {steps}")
+    ``name`` is stored and otherwise ignored: it lets a ``conf/sampler/*.yaml`` carry a ``name:`` key
+    that ``hydra.utils.instantiate`` passes through (used for run names and plot legends).
+    """
+
+    def __init__(self, steps: int = 32, name: str | None = None):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+            raise ValueError(f"sampler.steps must be an integer >= 1, got {steps!r}")
         self.steps = steps
+        self.name = name if name is not None else type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, steps={self.steps})"
+
+    @staticmethod
+    def predict(denoise: DenoiseFn, canvas: torch.Tensor) -> torch.Tensor:
+        """Call the network on the whole canvas (no padding: attention mask of ones), check the shape."""
+        logits = denoise(canvas, torch.ones_like(canvas))
+        if logits.dim() != 3 or logits.shape[:2] != canvas.shape:
+            raise ValueError(
+                f"denoise must return logits [B, L, V] = [{canvas.shape[0]}, {canvas.shape[1]}, V], "
+                f"got {tuple(logits.shape)}"
+            )
+        return logits.float()
 
     @abstractmethod
     @torch.no_grad()
@@ -52,5 +71,6 @@ class Sampler(ABC):
     ) -> SampleOutput:
         """Generate ``len(prompt_ids)`` sequences of ``length`` tokens, each starting with its prompt.
 
-        ``forbidden_token_ids`` (mask, pad, other specials) are never produced.
+        ``forbidden_token_ids`` (mask, pad, other specials) are never produced; the mask id is always
+        forbidden. All randomness comes from ``generator`` (same seed, same output).
         """
