@@ -1,0 +1,15 @@
+"""Samplers: generate text from an all-masked canvas by iterative denoising (``conf/sampler``)."""
+
+from .base import DenoiseFn, SampleOutput, Sampler
+from .confidence import ConfidenceSampler
+from .ddpm_cache import DDPMCacheSampler
+from .random_remask import RandomRemaskSampler
+
+__all__ = [
+    "ConfidenceSampler",
+    "DDPMCacheSampler",
+    "DenoiseFn",
+    "RandomRemaskSampler",
+    "SampleOutput",
+    "Sampler",
+]
