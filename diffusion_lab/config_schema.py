@@ -1,0 +1,131 @@
+"""Start-up validation: typed schemas (dataclasses) for the keys users sweep, with range checks.
+
+``validate(cfg)`` runs before any work. A wrong type or out-of-range value raises ``ConfigError``
+with one line naming the key and what is allowed. Objects whose options are checked by their own
+constructors (masking schedule, sampler) are instantiated here too, so their errors also come first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the key and the allowed values."""
+
+
+def _positive(section: str, obj, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{section}.{name}={value}: must be a positive integer")
+
+
+@dataclass
+class DataSchema:
+    max_length: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    lm_use_unsup: bool = False
+    max_val: int | None = None
+    max_test: int | None = None
+
+    def __post_init__(self):
+        _positive("data", self, "max_length", "batch_size", "eval_batch_size", "max_val", "max_test")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers}: must be >= 0")
+
+
+@dataclass
+class MaskingSchema:
+    name: str = ""
+    min_rate: float = 1e-3
+    max_rate: float = 1.0
+    prefix_keep: int = 0
+
+    def __post_init__(self):
+        if not (0.0 < self.min_rate <= 1.0) or not (0.0 < self.max_rate <= 1.0):
+            raise ConfigError(
+                f"masking.min_rate={self.min_rate}, masking.max_rate={self.max_rate}: mask rates must lie in (0, 1]"
+            )
+        if self.min_rate > self.max_rate:
+            raise ConfigError(f"masking.min_rate={self.min_rate} > masking.max_rate={self.max_rate}")
+        if self.prefix_keep < 0:
+            raise ConfigError(f"masking.prefix_keep={self.prefix_keep}: must be >= 0")
+
+
+@dataclass
+class SamplerSchema:
+    steps: int = 32
+
+    def __post_init__(self):
+        _positive("sampler", self, "steps")
+
+
+@dataclass
+class ClassifierSchema:
+    num_draws: int = 8
+    first_stage_draws: int = 2
+    estimator: str = "elbo_crn"
+    prior: str = "train"
+    mode: str = "conditional"
+
+    def __post_init__(self):
+        _positive("classifier", self, "num_draws", "first_stage_draws")
+        allowed = {"estimator": ("elbo_crn", "seed_mean_loss"), "prior": ("train", "uniform"),
+                   "mode": ("conditional", "per_class")}
+        for key, options in allowed.items():
+            if getattr(self, key) not in options:
+                raise ConfigError(f"classifier.{key}={getattr(self, key)!r}: allowed values are {', '.join(options)}")
+
+
+@dataclass
+class TrainerSchema:
+    max_epochs: int | None = None
+    max_steps: int = -1
+    accumulate_grad_batches: int = 1
+    devices: int | str = 1
+    num_nodes: int = 1
+
+    def __post_init__(self):
+        _positive("trainer", self, "accumulate_grad_batches", "num_nodes")
+        if self.max_epochs is not None and self.max_epochs < -1:
+            raise ConfigError(f"trainer.max_epochs={self.max_epochs}: must be >= -1")
+
+
+SCHEMAS = {"data": DataSchema, "masking": MaskingSchema, "sampler": SamplerSchema,
+           "classifier": ClassifierSchema, "trainer": TrainerSchema}
+
+
+def _check(section: str, schema, node: DictConfig) -> None:
+    known = {f.name for f in fields(schema)}
+    values = {k: node[k] for k in known if k in node}
+    try:
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except ValidationError as err:
+        key = getattr(err, "full_key", "") or "?"
+        raise ConfigError(f"{section}.{key}: {str(err).splitlines()[0]}") from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` for the first bad value, before any data is read or model built."""
+    for section, schema in SCHEMAS.items():
+        if section in cfg and cfg[section] is not None:
+            _check(section, schema, cfg[section])
+    if cfg.get("model") and cfg.model.get("pretrained") and "TrainedBPE" in str(cfg.tokenizer.get("_target_", "")):
+        raise ConfigError(
+            f"model.pretrained={cfg.model.pretrained!r} needs its own tokenizer: add tokenizer=pretrained "
+            "(a BPE trained on the data does not match pretrained embeddings)"
+        )
+    for section in ("masking", "sampler"):
+        if section in cfg and cfg[section] is not None:
+            try:
+                instantiate(cfg[section])
+            except Exception as err:  # the constructors raise ValueError naming the argument
+                cause = err.__cause__ or err
+                raise ConfigError(f"{section}: {cause}") from None

@@ -1,0 +1,192 @@
+"""``DiffusionLM``: the masked-diffusion language model as a LightningModule.
+
+Training: draw ``t`` from the masking schedule, mask, predict, weighted masked cross-entropy
+(``diffusion_lab.masking``). Validation: the per-sequence likelihood bound of
+``diffusion_lab.likelihood`` on fixed-seed draws, accumulated in float64 (torchmetrics), reported as
+NLL per token, bits per token and perplexity bound. Samples are generated at each validation end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+from torchmetrics.aggregation import SumMetric
+
+from diffusion_lab.likelihood import elbo_log_likelihood
+from diffusion_lab.masking import MaskingSchedule, rate_buckets
+from diffusion_lab.models.denoiser import Denoiser
+
+
+class DiffusionLM(L.LightningModule):
+    """Masked-diffusion LM over any ``Denoiser`` backbone.
+
+    ``optimizer`` / ``scheduler`` are partials (Hydra ``_partial_: true``) called in
+    ``configure_optimizers``; the scheduler partial receives ``num_training_steps``.
+    ``uncond_prob``: with a conditional backbone, the fraction of batches trained with the
+    "no label" condition (the last condition id) so the same model also gives ``p(x)``.
+    """
+
+    def __init__(
+        self,
+        backbone: Denoiser,
+        masking: MaskingSchedule,
+        optimizer,
+        scheduler=None,
+        mask_token_id: int = 0,
+        eval_draws: int = 4,
+        eval_seed: int = 0,
+        seed: int = 0,
+        uncond_prob: float = 0.1,
+        sampler=None,
+        tokenizer=None,
+        num_samples: int = 4,
+        sample_length: int = 48,
+        samples_dir: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "masking", "optimizer", "scheduler", "sampler", "tokenizer"])
+        self.backbone, self.masking = backbone, masking
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.sampler, self.tokenizer = sampler, tokenizer
+        # masking draws have their own generator so a resumed run continues the same stream
+        self.mask_generator = torch.Generator().manual_seed(seed)
+        self.val_nll_sum, self.val_tokens = SumMetric(), SumMetric()
+        self.val_nll_sum.set_dtype(torch.float64)
+        self.val_tokens.set_dtype(torch.float64)
+        self._train_time, self._train_tokens, self._batch_start = 0.0, 0, None
+        self.last_samples: list[str] = []
+
+    # --- model ---------------------------------------------------------------------------------
+    def forward(self, input_ids, attention_mask=None, condition=None):
+        return self.backbone(input_ids, attention_mask, condition=condition)
+
+    def _condition(self, batch):
+        if self.backbone.condition_embedding is None:
+            return None
+        labels = batch["labels"].clone()
+        no_label = self.backbone.num_conditions - 1
+        drop = torch.rand((), generator=self.mask_generator) < self.hparams.uncond_prob
+        return torch.full_like(labels, no_label) if drop else labels.masked_fill(labels < 0, no_label)
+
+    def training_step(self, batch, batch_idx):
+        ids, att = batch["input_ids"], batch["attention_mask"]
+        t = self.masking.sample_t(ids.shape[0], self.mask_generator).to(self.device)
+        rates = self.masking.rate(t)
+        x_t, masked = self.masking.q_xt(ids, att, rates, self.hparams.mask_token_id, self._cpu_gen(ids))
+        logits = self(x_t, att, self._condition(batch))
+        loss = self.masking.loss(logits, ids, att, masked, t)
+        self.log("train/loss", loss, prog_bar=True, batch_size=ids.shape[0])
+        self._log_buckets(logits.detach(), ids, masked, rates)
+        return loss
+
+    def _cpu_gen(self, ids):
+        # the generator lives on the CPU; masks are drawn there for any device, then moved
+        return self.mask_generator if ids.device.type == "cpu" else None
+
+    def _log_buckets(self, logits, ids, masked, rates):
+        """Unweighted masked cross-entropy per masking-rate bucket (``train/loss_mask_0.1`` ...)."""
+        from diffusion_lab.masking import token_nll
+
+        nll = token_nll(logits, ids) * masked
+        for bucket in rate_buckets(rates).unique():
+            rows = rate_buckets(rates) == bucket
+            n = masked[rows].sum()
+            if n > 0:
+                self.log(f"train/loss_mask_{bucket.item():.1f}", nll[rows].sum() / n, batch_size=int(rows.sum()))
+
+    # --- throughput: real (non-padding) tokens per second of forward + backward + step -------------
+    def on_train_batch_start(self, batch, batch_idx):
+        self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self._batch_start is None:
+            return
+        dt = time.perf_counter() - self._batch_start
+        tokens = int(batch["attention_mask"].sum())
+        self._train_time += dt
+        self._train_tokens += tokens
+        self.log("train/tokens_per_s", tokens / max(dt, 1e-9), batch_size=1)
+
+    def train_tokens_per_s(self) -> float | None:
+        """Mean training throughput of this process since the start (or resume) of fit."""
+        return self._train_tokens / self._train_time if self._train_time > 0 else None
+
+    # --- validation: the likelihood bound ---------------------------------------------------------
+    def on_validation_epoch_start(self):
+        self._val_gen = torch.Generator().manual_seed(self.hparams.eval_seed)
+
+    def validation_step(self, batch, batch_idx):
+        ids, att = batch["input_ids"], batch["attention_mask"]
+        condition = None
+        if self.backbone.condition_embedding is not None:
+            condition = [self.backbone.num_conditions - 1]  # unconditional p(x)
+        bound = elbo_log_likelihood(
+            self.backbone, ids, att, self.hparams.mask_token_id, self.hparams.eval_draws,
+            conditions=condition, prefix_keep=self.masking.prefix_keep, generator=self._val_gen,
+        )
+        if condition is not None:
+            bound = bound[:, 0]
+        self.val_nll_sum.update(-bound.sum())
+        self.val_tokens.update(self.masking.maskable(att).sum().double())
+
+    def on_validation_epoch_end(self):
+        nll = float(self.val_nll_sum.compute() / self.val_tokens.compute().clamp_min(1))
+        self.val_nll_sum.reset()
+        self.val_tokens.reset()
+        self.log_dict({
+            "val/nll_per_token": nll,
+            "val/bits_per_token": nll / math.log(2),
+            "val/ppl_bound": math.exp(min(nll, 50.0)),
+        }, sync_dist=True)
+        if self.sampler is not None and self.tokenizer is not None and not self.trainer.sanity_checking:
+            self.last_samples = self.generate([""] * self.hparams.num_samples, self.hparams.sample_length)
+            self._record_samples()
+
+    # --- generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, prompts: list[str], length: int, sampler=None, seed: int | None = None,
+                 condition: int | None = None, return_output: bool = False):
+        """Decode ``prompts`` into texts of ``length`` tokens (prompt included) with ``sampler``."""
+        sampler = sampler or self.sampler
+        tok = self.tokenizer
+        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if p else [] for p in prompts]
+        if any(len(p) >= length for p in prompt_ids):
+            raise ValueError(f"a prompt is {max(map(len, prompt_ids))} tokens long; length={length} must exceed it")
+        gen = torch.Generator().manual_seed(self.hparams.seed if seed is None else seed)
+        cond = None if condition is None else torch.full((len(prompts),), condition, device=self.device)
+
+        def denoise(x, att):
+            return self.backbone(x, att, condition=cond if cond is None else cond[: x.shape[0]])
+
+        was_training = self.training
+        self.eval()
+        out = sampler.sample(
+            denoise, prompt_ids, length, self.hparams.mask_token_id,
+            forbidden_token_ids=sorted(set(tok.all_special_ids)), generator=gen,
+            return_trajectory=return_output, device=self.device,
+        )
+        self.train(was_training)
+        texts = tok.batch_decode(out.tokens.tolist(), skip_special_tokens=True)
+        return (texts, out) if return_output else texts
+
+    def _record_samples(self):
+        from diffusion_lab.logging_utils import log_samples
+
+        log_samples(self, self.last_samples, step=self.global_step)
+
+    # --- optimisation ---------------------------------------------------------------------------
+    def configure_optimizers(self):
+        from diffusion_lab.optim import configure_optimizers
+
+        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+
+    # --- resume: the masking stream is part of the state -------------------------------------------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["mask_generator_state"] = self.mask_generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint):
+        if "mask_generator_state" in checkpoint:
+            self.mask_generator.set_state(checkpoint["mask_generator_state"])

@@ -1,0 +1,56 @@
+"""OmegaConf resolvers under the ``dl.`` prefix, registered on import of ``diffusion_lab.app``.
+
+``${dl.data_dir:}``: env ``DIFFUSION_LAB_DATA_DIR``, else ``../shared/data`` beside the checkout,
+else ``./data``. ``${dl.run_name:}``: experiment + overrides. ``${dl.sweep_group:}``: the sweep
+directory's name in multirun (W&B group), else null.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> str:
+    env = os.environ.get("DIFFUSION_LAB_DATA_DIR")
+    if env:
+        return str(Path(env).expanduser().resolve())
+    beside = REPO_ROOT.parent / "shared" / "data"
+    return str(beside if beside.exists() else Path.cwd() / "data")
+
+
+def _hydra_cfg():
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def run_name() -> str:
+    """``<experiment or task>[,key=value,...]`` from the command-line overrides."""
+    hc = _hydra_cfg()
+    if hc is None:
+        return "diffusion_lab"
+    overrides = [o for o in hc.overrides.task if not o.startswith(("hydra.", "output_dir", "+experiment"))]
+    experiment = next((o.split("=", 1)[1] for o in hc.overrides.task if o.startswith("+experiment=")), None)
+    head = experiment or hc.runtime.choices.get("task", "run")
+    return ",".join([head, *overrides])[:120]
+
+
+def sweep_group():
+    hc = _hydra_cfg()
+    if hc is None or str(hc.mode) != "RunMode.MULTIRUN":
+        return None
+    return Path(hc.sweep.dir).name and f"sweep-{Path(hc.sweep.dir).parent.name}-{Path(hc.sweep.dir).name}"
+
+
+def register() -> None:
+    for name, fn in {"dl.data_dir": default_data_dir, "dl.run_name": run_name, "dl.sweep_group": sweep_group}.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register()

@@ -1,0 +1,74 @@
+"""``task=train_lm``: train a language model, report its validation bound, save samples and results."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from diffusion_lab.builders import build_datamodule, build_lm, build_trainer
+from diffusion_lab.runs import write_results
+
+log = logging.getLogger(__name__)
+
+
+def resume_target(cfg: DictConfig) -> tuple[Path, str | None]:
+    """Where this run writes and which checkpoint it continues from.
+
+    ``resume=true``: continue ``<run_dir or output_dir>/checkpoints/last.ckpt`` in that directory
+    (its earlier ``metrics.csv`` is kept as ``metrics_before_resume_<n>.csv``, since Lightning's CSV
+    logger would replace it).
+    """
+    out = Path(cfg.output_dir)
+    if not cfg.get("resume"):
+        return out, None
+    base = Path(cfg.run_dir) if cfg.get("run_dir") else out
+    last = base / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        raise FileNotFoundError(
+            f"resume=true but {last} does not exist. Point run_dir= at the interrupted run's directory."
+        )
+    metrics = base / "metrics.csv"
+    if metrics.exists():
+        n = len(list(base.glob("metrics_before_resume_*.csv")))
+        shutil.copy(metrics, base / f"metrics_before_resume_{n}.csv")
+    log.info("resuming from %s", last)
+    return base, str(last)
+
+
+def collect_results(trainer: L.Trainer, module, started: float) -> dict:
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    ckpt = trainer.checkpoint_callback
+    return {
+        "status": "finished",
+        "metrics": metrics,
+        **{k: v for k, v in metrics.items() if k.startswith("val/")},
+        "train_tokens_per_s": module.train_tokens_per_s(),
+        "global_step": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "best_checkpoint": getattr(ckpt, "best_model_path", None),
+        "best_score": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None,
+        "num_parameters": sum(p.numel() for p in module.parameters()),
+        "wall_s": time.time() - started,
+        "samples": list(getattr(module, "last_samples", [])),
+    }
+
+
+def run(cfg: DictConfig) -> dict:
+    started = time.time()
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir, ckpt_path = resume_target(cfg)
+    dm = build_datamodule(cfg, cache_dir=run_dir)
+    module = build_lm(cfg, dm.tokenizer, samples_dir=run_dir)
+    trainer = build_trainer(cfg, run_dir)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    results = collect_results(trainer, module, started)
+    results["dataset_stats"] = dm.splits.stats
+    write_results(run_dir, results)
+    log.info("val/nll_per_token=%s  ppl_bound=%s  tokens/s=%.0f", results.get("val/nll_per_token"),
+             results.get("val/ppl_bound"), results["train_tokens_per_s"] or 0)
+    return results
