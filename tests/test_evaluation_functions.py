@@ -1,0 +1,167 @@
+"""Model-independent evaluation functions (diffusion_lab.evaluation) on tiny synthetic inputs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffusion_lab.evaluation import (
+    PERTURBATIONS,
+    build_frequency_vocab,
+    deletion_curve,
+    energy_score,
+    length_matched_indices,
+    mask_top_words,
+    max_softmax_score,
+    n_changed,
+    ood_metrics,
+    perturb,
+    self_contained_report,
+    token_heatmap_html,
+    word_deletion,
+)
+
+TEXT = " ".join(f"tok{i}x" for i in range(20))  # 20 distinct words
+CORPUS = [" ".join(f"tok{i}x" for i in range(j, 40)) for j in range(40)]  # tok{i}x appears i+1 times
+VOCAB = build_frequency_vocab(CORPUS)
+KW = {
+    "char_typos": {},
+    "word_swap": {"vocab_by_frequency": VOCAB, "window": 3},
+    "mask_top_words": {"weights": {}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(KW))
+def test_same_length_perturbations_change_exactly_n_words(name):
+    fn, kw = PERTURBATIONS[name], KW[name]
+    words = TEXT.split()
+    out = fn(TEXT, 0.25, 7, **kw)
+    new = out.split()
+    assert len(new) == len(words)
+    changed = [i for i, (a, b) in enumerate(zip(words, new, strict=True)) if a != b]
+    assert len(changed) == n_changed(20, 0.25) == 5  # all other words are returned verbatim
+    assert fn(TEXT, 0.25, 7, **kw) == out  # deterministic for a seed
+    assert fn(TEXT, 0.25, 8, **kw) != out  # another seed, other words (zero weights tie: seeded)
+    assert fn(TEXT, 0.0, 7, **kw) == TEXT
+
+
+def test_char_typo_is_one_edit_per_word():
+    out = PERTURBATIONS["char_typos"](TEXT, 1.0, 3).split()
+    for a, b in zip(TEXT.split(), out, strict=True):
+        assert abs(len(a) - len(b)) <= 1 and a != b
+        if len(a) == len(b):  # substitution (1 position) or adjacent swap (2 positions)
+            assert sum(x != y for x, y in zip(a, b, strict=True)) in (1, 2)
+    single = PERTURBATIONS["char_typos"]("a b c d", 1.0, 0).split()
+    assert len(single) == 4 and all(w for w in single)  # 1-letter words never vanish
+
+
+def test_word_deletion_removes_exactly_n_and_keeps_order():
+    words = TEXT.split()
+    out = word_deletion(TEXT, 0.3, 11).split()
+    assert len(out) == 20 - n_changed(20, 0.3) == 14
+    it = iter(words)
+    assert all(w in it for w in out)  # an in-order subsequence: the survivors are untouched
+    assert word_deletion(TEXT, 0.3, 12) != word_deletion(TEXT, 0.3, 11)
+
+
+def test_word_swap_picks_a_neighbour_in_frequency_rank():
+    out = PERTURBATIONS["word_swap"](TEXT, 0.5, 5, vocab_by_frequency=VOCAB, window=3).split()
+    swaps = [(a, b) for a, b in zip(TEXT.split(), out, strict=True) if a != b]
+    assert len(swaps) == 10
+    for a, b in swaps:
+        assert 0 < abs(VOCAB.rank[a] - VOCAB.rank[b]) <= 3
+    assert VOCAB[0] == "tok39x" and VOCAB[-1] == "tok0x"  # most frequent first
+
+
+def test_mask_top_words_removes_exactly_the_highest_abs_weight_words():
+    text = "The movie was Great, not awful; the plot dull."
+    weights = {"great": 2.0, "awful": -3.0, "dull": -1.5, "plot": 0.1, "the": 0.01}
+    out = mask_top_words(text, 0.0, 0, weights=weights, k=3).split()
+    assert out == ["The", "movie", "was", "<unk>", "not", "<unk>", "the", "plot", "<unk>"]
+    by_fraction = mask_top_words(text, 2 / 9, 0, weights=weights, placeholder="[REMOVED]")
+    assert by_fraction == "The movie was [REMOVED] not [REMOVED] the plot dull."  # 2 of 9 words
+
+
+def test_perturb_is_deterministic_with_per_item_seeds():
+    texts = [TEXT, TEXT, TEXT]
+    a = perturb(texts, "word_deletion", 0.5, seed=1)
+    assert a == perturb(texts, "word_deletion", 0.5, seed=1)
+    assert len(set(a)) == 3  # same text, different item index: different deletions
+    assert a != perturb(texts, "word_deletion", 0.5, seed=2)
+    with pytest.raises(KeyError):
+        perturb(texts, "nope", 0.5, seed=1)
+
+
+def test_ood_auroc_and_fpr_perfect_random_and_loglik_scale():
+    perfect = ood_metrics(torch.arange(10.0, 20.0), torch.arange(0.0, 10.0))
+    assert perfect == {"auroc": pytest.approx(1.0), "fpr_at_95_tpr": 0.0, "n_in": 10, "n_out": 10}
+    # summed log-likelihoods: a sigmoid would saturate these into ties; ranks keep them apart
+    loglik = ood_metrics(-500.0 - torch.rand(50), -640.0 - torch.rand(50))
+    assert loglik["auroc"] == pytest.approx(1.0) and loglik["fpr_at_95_tpr"] == 0.0
+    g = torch.Generator().manual_seed(0)
+    rand = ood_metrics(torch.randn(2000, generator=g), torch.randn(2000, generator=g))
+    assert abs(rand["auroc"] - 0.5) < 0.05
+    # keeping >= 95% of in = {1..20} needs threshold <= 2; then out = {21} of {0.5, 21} passes
+    hand = ood_metrics(torch.arange(1.0, 21.0), torch.tensor([0.5, 21.0]))
+    assert hand["fpr_at_95_tpr"] == pytest.approx(0.5)
+
+
+def test_length_matching_equalises_histograms():
+    rng = np.random.default_rng(0)
+    li, lo = rng.normal(50, 10, 400).round(), rng.normal(65, 10, 300).round()
+    edges = np.histogram_bin_edges(np.concatenate([li, lo]), bins=8)
+    ii, oo = length_matched_indices(li, lo, seed=3, bins=8)
+    assert len(ii) == len(oo) > 50 and len(set(ii)) == len(ii)
+    assert np.array_equal(np.histogram(li[ii], edges)[0], np.histogram(lo[oo], edges)[0])
+    assert length_matched_indices(li, lo, seed=3, bins=8) == (ii, oo)
+
+
+def test_energy_and_max_softmax_scores():
+    z = torch.tensor([[1.0, 2.0, 3.0], [-700.0, -702.0, -710.0]])
+    assert torch.allclose(energy_score(z), torch.logsumexp(z.double(), 1))
+    assert torch.allclose(energy_score(z, T=2.0), 2 * torch.logsumexp(z.double() / 2, 1))
+    assert max_softmax_score(z)[0].item() == pytest.approx(math.exp(3) / sum(math.exp(v) for v in (1, 2, 3)))
+
+
+def _bag_of_words_proba(batch):
+    weights = {"good": 1.0, "great": 1.5, "bad": -1.0}
+    s = torch.tensor([sum(weights.get(t, 0.0) for t in toks) for toks in batch])
+    p = torch.sigmoid(s)
+    return torch.stack([1 - p, p], 1)
+
+
+def test_deletion_curve_oracle_beats_random():
+    rng = np.random.default_rng(0)
+    tokens = [
+        list(rng.choice(["good", "great", "the", "a", "film", "plot", "of", "it"], 12)) for _ in range(30)
+    ]
+    pred = _bag_of_words_proba(tokens).argmax(1)
+    weights = {"good": 1.0, "great": 1.5, "bad": -1.0}
+    # oracle: each token's weight toward the predicted class
+    attributions = [
+        [weights.get(t, 0.0) * (1 if c == 1 else -1) for t in toks]
+        for toks, c in zip(tokens, pred, strict=True)
+    ]
+    out = deletion_curve(_bag_of_words_proba, tokens, attributions, pred, ks=[0, 2, 4], seed=0)
+    assert out["ks"] == [0, 2, 4] and out["n"] == 30
+    assert out["attributed"][0] == pytest.approx(out["original_prob"]) == pytest.approx(out["random"][0])
+    assert out["attributed"][1] < out["random"][1] and out["attributed"][2] < out["random"][2]
+    assert out["attributed"][2] < out["attributed"][1] < out["attributed"][0]
+    only_random = deletion_curve(
+        _bag_of_words_proba, tokens, attributions, pred, ks=[2], seed=0, baseline="random"
+    )
+    assert "attributed" not in only_random and only_random["random"] == [out["random"][1]]
+
+
+def test_heatmap_and_report_escape_script(tmp_path):
+    evil = "<script>alert(1)</script>"
+    heat = token_heatmap_html(["fine", evil], [0.5, -1.0])
+    assert evil not in heat and "&lt;script&gt;" in heat
+    assert heat.count("<span") == 2 and "rgba(178, 24, 43, 1.000)" in heat
+    png = tmp_path / "x.png"
+    Image.new("RGB", (4, 4), "red").save(png)
+    report = self_contained_report(evil, [(evil, heat)], {evil: png})
+    assert evil not in report and "&lt;script&gt;" in report
+    assert "data:image/png;base64," in report and "http" not in report and "<link" not in report
