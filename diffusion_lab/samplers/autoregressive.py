@@ -1,0 +1,82 @@
+"""``AutoregressiveSampler``: left to right, one token per step, for a causal model.
+
+It shares the diffusion samplers' interface and canvas, so its trajectory can be animated next to a
+diffusion run: ``trajectory[0]`` is the prompt followed by mask ids, and each step fills exactly one
+more position (left to right) until the canvas is full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .base import DenoiseFn, SampleOutput, Sampler
+from .canvas import StepRecorder, initial_canvas
+from .token_choice import check_choice_args, choose_tokens, forbid
+
+
+class AutoregressiveSampler(Sampler):
+    """x_p ~ choice(logits of p(x_p | s, x_{<p})) for p = shortest prompt length .. length-1.
+
+    ``s`` is ``start_token_id`` (the tokenizer's bos, see ``models.autoregressive.start_token_id``),
+    prepended to every model input exactly as in training and scoring (``ar_loss``,
+    ``ar_log_likelihood``); it never appears in the output. Each step calls ``denoise`` on the
+    whole prefix ``[s, x_1..x_{p}]`` (no KV cache: simple, and fast enough for small models) and
+    reads the last position's logits; rows whose prompt still covers position p keep their prompt
+    token. Mask and forbidden ids get -inf, then ``strategy`` (greedy / top_k / nucleus / sample,
+    with ``temperature``) picks the token.
+
+    ``steps`` is accepted so every ``conf/sampler`` file has the same keys, and ignored: the number
+    of steps is always ``length - min(len(prompt))``, one per generated position.
+    """
+
+    def __init__(
+        self,
+        start_token_id: int | None = None,
+        strategy: str = "nucleus",
+        temperature: float = 1.0,
+        top_k: int = 50,
+        top_p: float = 0.9,
+        steps: int | None = None,
+        name: str = "autoregressive",
+    ):
+        super().__init__(1, name)
+        self.steps = steps  # ignored, see the class docstring
+        check_choice_args(strategy, temperature, top_k, top_p)
+        self.strategy, self.temperature, self.top_k, self.top_p = strategy, temperature, top_k, top_p
+        self.start_token_id = start_token_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, strategy={self.strategy!r})"
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoise: DenoiseFn,
+        prompt_ids: Sequence[Sequence[int]],
+        length: int,
+        mask_token_id: int,
+        forbidden_token_ids: Sequence[int] = (),
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> SampleOutput:
+        if self.start_token_id is None:
+            raise ValueError(
+                "AutoregressiveSampler needs start_token_id (the tokenizer's bos id, "
+                "diffusion_lab.models.autoregressive.start_token_id(tokenizer)) to condition the first token"
+            )
+        canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
+        start = torch.full_like(canvas[:, :1], int(self.start_token_id))
+        first = int(is_prompt.sum(dim=1).min())
+        recorder = StepRecorder(canvas, return_trajectory)
+        for position in range(first, length):
+            recorder.start()
+            prefix = torch.cat([start, canvas[:, :position]], dim=1)
+            logits = forbid(self.predict(denoise, prefix)[:, -1], mask_token_id, forbidden_token_ids)
+            chosen = choose_tokens(logits, self.strategy, self.temperature, self.top_k, self.top_p, generator)
+            free = ~is_prompt[:, position]
+            canvas[free, position] = chosen[free]
+            recorder.stop(canvas)
+        return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
