@@ -1,0 +1,190 @@
+"""Shared cleaning and splitting steps for every dataset source.
+
+Owns: text normalisation (whitespace, IMDB ``<br />`` tags), skipping empty texts, seeded shuffles,
+exact-duplicate removal within and across splits, stratified random subsets, label checks, and
+``assemble_splits``: the one pipeline that turns cleaned (texts, labels) lists into ``TextSplits``
+with honest ``stats``. Sources only read their files and call these.
+
+Everything works on plain Python lists and numpy index arrays (fast for 10^5 rows); the
+``datasets.Dataset`` objects are built once, at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from datasets import Dataset, Features, Value
+
+from diffusion_lab.data.splits import NO_LABEL, TextSplits
+
+log = logging.getLogger(__name__)
+
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_WS = re.compile(r"\s+")
+FEATURES = Features({"text": Value("string"), "label": Value("int64")})
+
+Rows = tuple[list[str], list[int]]  # (texts, labels), aligned
+
+
+def normalize_text(text: str, strip_html_breaks: bool = False) -> str:
+    """Collapse all whitespace to single spaces; optionally turn ``<br />`` tags into spaces."""
+    if strip_html_breaks:
+        text = _BR.sub(" ", text)
+    return _WS.sub(" ", text).strip()
+
+
+def clean_rows(texts: Sequence, labels: Sequence[int], *, where: str, strip_html_breaks: bool = False) -> tuple[Rows, int]:
+    """Normalise texts and drop empty / whitespace-only / missing ones; returns rows and the number skipped."""
+    out_t, out_l = [], []
+    for t, y in zip(texts, labels, strict=True):
+        t = normalize_text(t, strip_html_breaks) if isinstance(t, str) else ""
+        if t:
+            out_t.append(t)
+            out_l.append(int(y))
+    skipped = len(texts) - len(out_t)
+    if skipped:
+        log.warning("%s: skipped %d empty or whitespace-only texts", where, skipped)
+    return (out_t, out_l), skipped
+
+
+def take(rows: Rows, idx) -> Rows:
+    texts, labels = rows
+    return [texts[i] for i in idx], [labels[i] for i in idx]
+
+
+def shuffle_rows(rows: Rows, seed: int) -> Rows:
+    """Seeded permutation: the files we read are often sorted by label."""
+    return take(rows, np.random.default_rng(seed).permutation(len(rows[0])))
+
+
+def dedupe(rows: Rows, against: set[str] | frozenset[str] = frozenset()) -> tuple[Rows, int]:
+    """Drop rows whose text appears earlier in ``rows`` or anywhere in ``against``; keeps order."""
+    seen = set(against)
+    keep = []
+    for i, t in enumerate(rows[0]):
+        if t not in seen:
+            seen.add(t)
+            keep.append(i)
+    return take(rows, keep), len(rows[0]) - len(keep)
+
+
+def drop_texts_in(rows: Rows, other: set[str]) -> tuple[Rows, int]:
+    """Drop rows whose text is in ``other`` (cross-split leakage); duplicates within ``rows`` stay."""
+    keep = [i for i, t in enumerate(rows[0]) if t not in other]
+    return take(rows, keep), len(rows[0]) - len(keep)
+
+
+def resolve_size(size: int | float, n: int, what: str) -> int:
+    """``size`` as a row count: a float in (0, 1) is a fraction of ``n``, an int is a count."""
+    if isinstance(size, float) and 0 < size < 1:
+        return max(1, round(size * n))
+    if size != int(size) or size < 0:
+        raise ValueError(f"{what}={size!r}: give a fraction in (0, 1) or a whole number of rows")
+    return int(size)
+
+
+def stratified_indices(labels: Sequence[int], n: int, seed: int) -> np.ndarray:
+    """``n`` random indices with class proportions kept (largest-remainder rounding), in random order.
+
+    Never the first N rows: each class is sampled uniformly without replacement.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    if n >= len(labels):
+        return rng.permutation(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * n / len(labels)
+    base = np.floor(quota).astype(int)
+    extra = n - base.sum()
+    # ties broken at random so that no class is favoured systematically
+    order = np.lexsort((rng.random(len(classes)), -(quota - base)))
+    base[order[:extra]] += 1
+    picked = [rng.choice(np.flatnonzero(labels == c), k, replace=False) for c, k in zip(classes, base, strict=True)]
+    return rng.permutation(np.concatenate(picked)) if picked else np.array([], dtype=int)
+
+
+def stratified_split(rows: Rows, size: int, seed: int) -> tuple[Rows, Rows]:
+    """Split ``rows`` into (rest, carved) with ``size`` stratified random rows carved; rest keeps its order."""
+    carved = stratified_indices(rows[1], size, seed)
+    mask = np.ones(len(rows[0]), dtype=bool)
+    mask[carved] = False
+    return take(rows, np.flatnonzero(mask)), take(rows, carved)
+
+
+def to_dataset(rows: Rows) -> Dataset:
+    return Dataset.from_dict({"text": rows[0], "label": rows[1]}, features=FEATURES)
+
+
+def check_labels(rows: Rows, label_names: list[str], split: str) -> None:
+    """Every label must be a declared class id (or NO_LABEL when the source has no classes)."""
+    k = len(label_names)
+    bad = sorted({y for y in rows[1] if not (0 <= y < k or (k == 0 and y == NO_LABEL))})
+    if bad:
+        raise ValueError(
+            f"{split}: labels {bad[:10]} are outside the declared classes 0..{k - 1} {label_names}; "
+            "fix the data or declare the classes with label_names=[...]"
+        )
+
+
+def assemble_splits(
+    train: Rows,
+    test: Rows,
+    *,
+    label_names: list[str],
+    seed: int,
+    val_size: int | float,
+    validation: Rows | None = None,
+    max_train: int | None = None,
+    unsup: Rows | None = None,
+    stats: dict | None = None,
+    source: str = "dataset",
+) -> TextSplits:
+    """Shuffle, de-duplicate, carve validation, subset, check; the one honest pipeline for all sources.
+
+    Order matters: train is de-duplicated before validation is carved from it, and test is cleaned
+    against the FULL train + validation (before ``max_train``), so the test set never depends on the
+    training budget.
+    """
+    stats = dict(stats or {})
+    dups = stats.setdefault("duplicates_removed", {})
+    train, dups["within_train"] = dedupe(shuffle_rows(train, seed))
+    if validation is None:
+        n_val = resolve_size(val_size, len(train[0]), "val_size")
+        if n_val >= len(train[0]):
+            raise ValueError(f"{source}: val_size={val_size} leaves no training rows (train has {len(train[0])})")
+        train, validation = stratified_split(train, n_val, seed)
+        stats["val_from_train"] = True
+    else:
+        stats["val_from_train"] = False
+    validation, dups["validation_in_train"] = drop_texts_in(shuffle_rows(validation, seed), set(train[0]))
+    test, dups["test_in_train"] = drop_texts_in(shuffle_rows(test, seed), set(train[0]) | set(validation[0]))
+    dups["total"] = sum(v for k, v in dups.items() if k != "total")
+    if max_train is not None and max_train < len(train[0]):
+        train = take(train, np.sort(stratified_indices(train[1], max_train, seed)))
+        stats["max_train"] = max_train
+    for split, rows in (("train", train), ("validation", validation), ("test", test)):
+        if not rows[0]:
+            leaked = {"validation": dups["validation_in_train"], "test": dups["test_in_train"]}.get(split, 0)
+            why = f" ({leaked} rows were exact copies of training texts)" if leaked else ""
+            raise ValueError(f"{source}: the {split} split is empty after cleaning{why}; check the input files and sizes")
+        check_labels(rows, label_names, split)
+    missing = sorted(set(range(len(label_names))) - set(train[1]))
+    if missing:
+        names = [label_names[i] for i in missing]
+        raise ValueError(f"{source}: classes {names} have no training examples; remove them from label_names or add data")
+    stats.update(seed=seed, sizes={"train": len(train[0]), "validation": len(validation[0]), "test": len(test[0])})
+    unsup_ds = None
+    if unsup is not None:
+        unsup_ds = to_dataset(shuffle_rows(unsup, seed))
+        stats["sizes"]["unsup"] = len(unsup_ds)
+    return TextSplits(
+        train=to_dataset(train),
+        validation=to_dataset(validation),
+        test=to_dataset(test),
+        label_names=list(label_names),
+        unsup=unsup_ds,
+        stats=stats,
+    )

@@ -1,0 +1,176 @@
+"""``TextDataModule``: splits + tokenizer -> tokenized datasets -> padded batches, for every task.
+
+Owns the order of data preparation (load splits with the seed, build or reload the tokenizer,
+subset validation/test, tokenize, batch). Batches are dicts of LongTensors: ``input_ids`` and
+``attention_mask`` [B, L] padded to the longest row of the batch, ``labels`` [B] (NO_LABEL = -1
+for unlabelled rows). No special tokens are added: the models add what they need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from datasets import Dataset, concatenate_datasets
+from torch.utils.data import DataLoader
+
+from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
+from diffusion_lab.data.cleaning import stratified_indices
+from diffusion_lab.data.splits import TextSplits
+
+log = logging.getLogger(__name__)
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+class TextDataModule(L.LightningDataModule):
+    """Args:
+        source: a dataset source (``conf/dataset``), anything with ``load(seed) -> TextSplits``.
+        tokenizer: a tokenizer builder (``conf/tokenizer``), anything with ``build(texts, save_dir)``.
+        max_length: tokens kept per text (truncation); batches are padded only to their longest row.
+        cache_dir: where the tokenizer is saved (``cache_dir/tokenizer``) and reloaded from.
+        lm_use_unsup: add the source's ``unsup`` rows (label NO_LABEL) to the training set and to the
+            tokenizer's training texts: for language-model (pre)training only, never for classifiers.
+        bucket_by_length: group training rows of similar length (seeded; single process only).
+        max_val, max_test: stratified random subsets (seeded) of validation / test, never the first N.
+    """
+
+    def __init__(self, source, tokenizer, max_length: int = 128, batch_size: int = 32, eval_batch_size: int = 64,
+                 num_workers: int = 0, seed: int = 0, cache_dir: str | Path | None = None, lm_use_unsup: bool = False,
+                 bucket_by_length: bool = True, max_val: int | None = None, max_test: int | None = None):
+        super().__init__()
+        self.source = source
+        self.tokenizer_builder = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.lm_use_unsup = lm_use_unsup
+        self.bucket_by_length = bucket_by_length
+        self.max_val = max_val
+        self.max_test = max_test
+        self._splits: TextSplits | None = None
+        self._tokenizer = None
+        self.datasets: dict[str, Dataset] = {}
+
+    # ---- splits and tokenizer -------------------------------------------------------------------
+    def prepare_tokenizer(self) -> None:
+        """Load the splits (seeded) and build or reload the tokenizer; idempotent."""
+        if self._tokenizer is not None:
+            return
+        self._splits = self.source.load(self.seed)
+        if self.lm_use_unsup and self._splits.unsup is None:
+            raise ValueError("lm_use_unsup=true but this dataset has no unsup split (for IMDB set dataset.use_unsup=true)")
+        save_dir = self.cache_dir / "tokenizer" if self.cache_dir is not None else None
+
+        def texts():  # lazy: not read at all when the tokenizer is reloaded from save_dir
+            yield from self._splits.train["text"]
+            if self.lm_use_unsup:
+                yield from self._splits.unsup["text"]
+
+        self._tokenizer = self.tokenizer_builder.build(texts, save_dir)
+
+    def prepare_data(self) -> None:
+        # rank 0 only: with a cache_dir the tokenizer is trained once and the other ranks reload it
+        if self.cache_dir is not None:
+            self.prepare_tokenizer()
+
+    @property
+    def tokenizer(self):
+        self.prepare_tokenizer()
+        return self._tokenizer
+
+    @property
+    def splits(self) -> TextSplits:
+        self.prepare_tokenizer()
+        return self._splits
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.splits.label_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.splits.num_classes
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.tokenizer.mask_token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Plain text token ids (no special tokens), truncated to ``max_length``."""
+        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
+
+    # ---- tokenized datasets ---------------------------------------------------------------------
+    def _subset(self, ds: Dataset, n: int | None) -> Dataset:
+        if n is None or n >= len(ds):
+            return ds
+        return ds.select(np.sort(stratified_indices(ds["label"], n, self.seed)))
+
+    def _tokenized(self, name: str, ds: Dataset) -> Dataset:
+        # an explicit fingerprint: hashing the tokenizer object for the default one is slow
+        fp = hashlib.sha1(f"{name}-{len(ds)}-{self.max_length}-{len(self.tokenizer)}".encode()).hexdigest()
+        out = ds.map(
+            lambda b: {"input_ids": self.tokenize(b["text"])},
+            batched=True, remove_columns=["text"], new_fingerprint=fp, desc=f"tokenizing {name}",
+        )
+        lengths = [len(x) for x in out["input_ids"]]
+        out = out.add_column("length", lengths)
+        dropped = sum(n == 0 for n in lengths)
+        if dropped:
+            log.warning("%s: dropped %d rows with no tokens", name, dropped)
+            out = out.select(np.flatnonzero(np.asarray(lengths) > 0))
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        splits = self.splits
+        raw = {
+            "train": splits.train,
+            "validation": self._subset(splits.validation, self.max_val),
+            "test": self._subset(splits.test, self.max_test),
+        }
+        if splits.unsup is not None:
+            raw["unsup"] = splits.unsup
+        self.datasets = {name: self._tokenized(name, ds) for name, ds in raw.items()}
+        if self.lm_use_unsup:
+            self.datasets["train"] = concatenate_datasets([self.datasets["train"], self.datasets["unsup"]])
+
+    # ---- loaders --------------------------------------------------------------------------------
+    def dataloader(self, split_name: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+        """Any split (``train``, ``validation``, ``test``, ``unsup``) as padded batches, in order unless ``shuffle``."""
+        self.setup()
+        if split_name not in self.datasets:
+            raise KeyError(f"no split {split_name!r}; available: {sorted(self.datasets)}")
+        ds = self.datasets[split_name]
+        batch_size = batch_size or self.eval_batch_size
+        collate = PadCollator(self.pad_token_id)
+        common = {"collate_fn": collate, "num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if shuffle and self.bucket_by_length and not _distributed():
+            sampler = BucketBatchSampler(ds["length"], batch_size, seed=self.seed)
+            return DataLoader(ds, batch_sampler=sampler, **common)
+        # under DDP Lightning swaps in a DistributedSampler (shuffle=True, seed=0, set_epoch per epoch)
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True, batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
