@@ -258,8 +258,17 @@ def test_bucket_sampler_covers_all_rows_and_groups_lengths():
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(300)) and len(batches) == len(sampler) == 30
     assert max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) <= 4
-    sampler.set_epoch(1)
+    assert list(sampler) == batches  # same epoch, same order
+    sampler.sampler.set_epoch(1)  # where Lightning calls set_epoch: dataloader.batch_sampler.sampler
     assert list(sampler) != batches
+
+
+def test_distributed_fallback_is_a_plain_shuffled_loader(tmp_path, monkeypatch):
+    import diffusion_lab.data.datamodule as datamodule
+
+    monkeypatch.setattr(datamodule, "_distributed", lambda: True)
+    loader = make_dm(tmp_path).train_dataloader()
+    assert isinstance(loader.sampler, torch.utils.data.RandomSampler) and loader.batch_size == 8
 
 
 # ---- configs ------------------------------------------------------------------------------------

@@ -37,33 +37,56 @@ class PadCollator:
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+class SeededPermutationSampler(Sampler[int]):
+    """A random permutation of ``range(n)`` that depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` at each epoch start, which
+    is how ``BucketBatchSampler`` (holding one of these) gets a fresh, reproducible order per epoch.
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n = n
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def rng(self, stream: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, stream])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self.rng().permutation(self.n).tolist()
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Seeded length-bucketed batches: shuffle, sort chunks of ``bucket_batches * batch_size`` rows
     by length, cut into batches, shuffle the batch order.
 
-    The order depends only on ``seed`` and the epoch; Lightning calls ``set_epoch`` each epoch
-    (single process only: under DDP the datamodule falls back to a plain shuffled loader).
+    The order depends only on ``seed`` and the epoch (see ``SeededPermutationSampler``). Single
+    process only: under DDP the datamodule falls back to a plain shuffled loader.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, bucket_batches: int = 50,
                  drop_last: bool = False):
         self.lengths = np.asarray(lengths)
+        self.sampler = SeededPermutationSampler(len(self.lengths), seed)
         self.batch_size = batch_size
-        self.seed = seed
         self.bucket_batches = bucket_batches
         self.drop_last = drop_last
-        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         n = len(self.lengths)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        perm = rng.permutation(len(self.lengths))
+        perm = np.fromiter(self.sampler, dtype=np.int64, count=len(self.lengths))
         chunk = self.bucket_batches * self.batch_size  # a multiple of batch_size: only the last batch is short
         batches = []
         for start in range(0, len(perm), chunk):
@@ -72,5 +95,5 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [idx[i:i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        for b in rng.permutation(len(batches)):
+        for b in self.sampler.rng(stream=1).permutation(len(batches)):
             yield batches[b].tolist()
