@@ -1,0 +1,62 @@
+"""Composition of every config, and start-up validation of bad values (one line, names the key)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diffusion_lab.config_schema import ConfigError, validate
+from tests.conftest import CONF, REPO, compose
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(name, tmp_path):
+    cfg = compose([f"+experiment={name}"], tmp_path)
+    assert cfg.task.run and cfg.model.backbone._target_
+    if not cfg.model.get("pretrained"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("group", ["model", "masking", "sampler", "dataset", "tokenizer", "trainer", "logger", "task", "classifier"])
+def test_every_group_option_composes(group, tmp_path):
+    for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+        cfg = compose([f"{group}={option}"], tmp_path)
+        assert group in cfg
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("masking.max_rate=1.5", "masking"),
+        ("masking.min_rate=0", "masking"),
+        ("sampler.steps=0", "sampler.steps"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("data.batch_size=abc", "data.batch_size"),
+        ("sampler.schedule=zigzag", "sampler.schedule"),
+        ("classifier.estimator=magic", "classifier.estimator"),
+    ],
+)
+def test_bad_values_fail_validation_naming_the_key(override, key, tmp_path):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(compose([override], tmp_path))
+
+
+def _cli(*args, tmp_path):
+    return subprocess.run([sys.executable, "-m", "diffusion_lab", *args, f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_cli_bad_value_is_one_line_before_any_work(tmp_path):
+    proc = _cli("sampler.steps=-3", tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("config error: sampler.steps=-3")
+    assert not (Path(tmp_path) / "tokenizer").exists()  # stopped before any data or model work
+
+
+def test_cli_unknown_option_lists_the_valid_ones(tmp_path):
+    proc = _cli("sampler=nonexistent", tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert "confidence" in proc.stderr and "ddpm_cache" in proc.stderr
