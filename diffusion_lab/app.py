@@ -26,11 +26,8 @@ log = logging.getLogger("diffusion_lab")
 
 
 def conf_dir() -> str:
-    """The top-level ``conf/`` of a checkout (editable install), else the copy inside the wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "conf"
-    if (checkout / "config.yaml").exists():
-        return str(checkout)
-    return str(Path(__file__).resolve().parent / "conf")
+    """``diffusion_lab/conf``: a symlink to the top-level ``conf/`` in a checkout, a copy in a wheel."""
+    return str(Path(__file__).parent / "conf")
 
 
 def _is_multirun() -> bool:
