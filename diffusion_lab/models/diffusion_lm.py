@@ -71,7 +71,19 @@ class DiffusionLM(L.LightningModule):
         drop = torch.rand((), generator=self.mask_generator) < self.hparams.uncond_prob
         return torch.full_like(labels, no_label) if drop else labels.masked_fill(labels < 0, no_label)
 
+    def sequence_log_likelihood(self, input_ids, attention_mask, conditions=None, num_draws=None,
+                                generator=None, return_token_scores=False, chunk_size=256):
+        """``log p(x)`` lower bound ``[B]`` (or ``log p(x | c)`` ``[B, C]`` on shared draws); see
+        ``diffusion_lab.likelihood.elbo_log_likelihood``. The interface every LM offers classifiers."""
+        return elbo_log_likelihood(
+            self.backbone, input_ids, attention_mask, self.hparams.mask_token_id,
+            num_draws or self.hparams.eval_draws, conditions=conditions, prefix_keep=self.masking.prefix_keep,
+            generator=generator, chunk_size=chunk_size, return_token_scores=return_token_scores,
+        )
+
     def training_step(self, batch, batch_idx):
+        if hasattr(self.backbone, "set_anneal_step"):  # GPT-2: causal -> full attention over training
+            self.backbone.set_anneal_step(self.global_step)
         ids, att = batch["input_ids"], batch["attention_mask"]
         t = self.masking.sample_t(ids.shape[0], self.mask_generator).to(self.device)
         rates = self.masking.rate(t)
@@ -123,10 +135,7 @@ class DiffusionLM(L.LightningModule):
         condition = None
         if self.backbone.condition_embedding is not None:
             condition = [self.backbone.num_conditions - 1]  # unconditional p(x)
-        bound = elbo_log_likelihood(
-            self.backbone, ids, att, self.hparams.mask_token_id, self.hparams.eval_draws,
-            conditions=condition, prefix_keep=self.masking.prefix_keep, generator=self._val_gen,
-        )
+        bound = self.sequence_log_likelihood(ids, att, conditions=condition, generator=self._val_gen)
         if condition is not None:
             bound = bound[:, 0]
         self.val_nll_sum.update(-bound.sum())
