@@ -12,6 +12,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from diffusion_lab.batch_size import batch_plan
 from diffusion_lab.config_schema import ConfigError
 from diffusion_lab.logging_utils import build_loggers
 
@@ -30,7 +31,10 @@ def lm_classes() -> dict:
 
 
 def build_datamodule(cfg: DictConfig, cache_dir: Path | None):
-    dm = instantiate(cfg.datamodule, cache_dir=str(cache_dir) if cache_dir else None)
+    """The datamodule; with ``data.global_batch_size`` its batch is the derived per-device batch."""
+    plan = batch_plan(cfg)
+    extra = {"batch_size": plan[0]} if plan else {}
+    dm = instantiate(cfg.datamodule, cache_dir=str(cache_dir) if cache_dir else None, **extra)
     dm.prepare_tokenizer()
     return dm
 
@@ -69,14 +73,45 @@ def build_lm(cfg: DictConfig, tokenizer, num_conditions: int = 0, samples_dir: P
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, **overrides) -> L.Trainer:
-    """Trainer from ``cfg.trainer`` with the configured callbacks and loggers, writing into ``run_dir``."""
+    """Trainer from ``cfg.trainer`` with the configured callbacks and loggers, writing into ``run_dir``.
+
+    With ``data.global_batch_size`` the gradient accumulation is derived (``batch_size.batch_plan``).
+    Checkpoints, ``metrics.csv`` and W&B are written by rank zero only (Lightning's loggers and
+    checkpointing are rank-zero; ``write_results`` and ``log_samples`` check the rank).
+    """
+    plan = batch_plan(cfg)
+    if plan and "accumulate_grad_batches" not in overrides:
+        overrides["accumulate_grad_batches"] = plan[1]
     callbacks = []
     for name, cb_cfg in (cfg.get("callbacks") or {}).items():
         if cb_cfg is None or "_target_" not in cb_cfg:
             continue
         extra = {"dirpath": str(run_dir / "checkpoints")} if name == "model_checkpoint" else {}
         callbacks.append(instantiate(cb_cfg, **extra))
-    return instantiate(
+    trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir),
         default_root_dir=str(run_dir), **overrides,
     )
+    check_launcher_in_sweep(trainer)
+    return trainer
+
+
+def check_launcher_in_sweep(trainer: L.Trainer) -> None:
+    """Refuse ``strategy=ddp`` with several local processes inside a Hydra multirun.
+
+    Lightning's script launcher restarts ``sys.argv`` for every extra rank, which inside ``-m`` would
+    start the whole sweep again in each rank. ``ddp_fork`` / ``ddp_spawn``, or a cluster that starts
+    the ranks itself (SLURM via hydra/launcher=slurm_gpu), do not.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    env = getattr(trainer.strategy, "cluster_environment", None)
+    if (trainer.world_size > 1 and type(launcher).__name__ == "_SubprocessScriptLauncher"
+            and env is not None and not env.creates_processes_externally
+            and HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"):
+        raise ConfigError(
+            "trainer.strategy=ddp starts extra ranks by re-running the command line, which repeats the "
+            "whole sweep under -m. In a local sweep use trainer.strategy=ddp_fork (CPU) or ddp_spawn (GPU); "
+            "on SLURM use hydra/launcher=slurm_gpu (tasks_per_node = trainer.devices)."
+        )
