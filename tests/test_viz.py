@@ -217,3 +217,16 @@ def test_masking_explainer_masks_the_right_fraction(tmp_path):
         assert text.plain.count(MASK_TEXT) == round(rate * 20)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         masked_positions(5, [1.5], seed=0)
+
+
+def test_explainer_inputs_whitespace_words_and_schedule_rates():
+    from diffusion_lab.masking import CosineSchedule, LogLinearSchedule, SeedDiscreteSchedule
+    from diffusion_lab.viz.masking_explainer import schedule_rates, whitespace_pieces
+    from diffusion_lab.viz.trajectory import decode_pieces
+
+    assert whitespace_pieces(" the  film\nopens ") == ["the", " film", " opens"]
+    assert decode_pieces(TOK, PROMPT) == [" the", " film", " opens"]
+    assert schedule_rates(SeedDiscreteSchedule(min_rate=0.3, max_rate=0.6)) == pytest.approx([0.3, 0.4, 0.5, 0.6])
+    assert schedule_rates(LogLinearSchedule(min_rate=0.001)) == pytest.approx([k / 10 for k in range(1, 11)], abs=2e-3)
+    cosine = schedule_rates(CosineSchedule(), count=4)  # m(t) at t = 1/4 .. 1 of its time range
+    assert len(cosine) == 4 and cosine[-1] == 1.0 and cosine == sorted(cosine) and cosine[0] < 0.25

@@ -4,7 +4,11 @@
 - ``render.render_gif`` / ``render.save_frames`` / ``render.render_frame``: Pillow images and GIF
 - ``compare.render_comparison``: diffusion (top) vs autoregressive (bottom) GIF
 - ``viewer.write_viewer``: self-contained interactive ``viewer.html``
-- ``masking_explainer.masking_explainer``: one sentence at each masking rate (image + rich table)
+- ``masking_explainer.masking_explainer``: one sentence at each masking rate (image + rich table);
+  ``schedule_rates`` picks the rates of a masking schedule
+- ``wandb_media``: log the rendered files to W&B (used by ``task=visualize``)
+
+The framework task that wires these to trained runs is ``diffusion_lab.tasks.visualize``.
 """
 
 from diffusion_lab.viz.compare import render_comparison

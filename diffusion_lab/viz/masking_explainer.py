@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 from rich.table import Table
@@ -18,6 +19,31 @@ from rich.text import Text
 from diffusion_lab.viz.layout import BACKGROUND, BAR_EMPTY, INK, MUTED, draw_tokens, font, layout_tokens
 
 MASK_TEXT = "[MASK]"
+#: rows shown for a continuous schedule (one per tenth of its time range)
+CONTINUOUS_ROWS = 10
+
+
+def whitespace_pieces(text: str) -> list[str]:
+    """``text`` split into words, each after the first keeping one leading space (no tokenizer needed)."""
+    return [word if i == 0 else " " + word for i, word in enumerate(text.split())]
+
+
+def schedule_rates(schedule: Any, count: int = CONTINUOUS_ROWS) -> list[float]:
+    """The mask rates a ``diffusion_lab.masking`` schedule trains on, one explainer row each.
+
+    A discrete schedule (one with ``levels``, e.g. seed_discrete's 0.1 ... 1.0 inside
+    ``[min_rate, max_rate]``) gives its levels. A continuous one gives ``m(t)`` at ``count`` evenly
+    spaced times ``t`` across its time range ``[t(min_rate), t(max_rate)]``, where training draws
+    ``t`` uniformly: so cosine's rows crowd towards low rates just as its training batches do.
+    """
+    import torch  # only here: the rest of the explainer is model-free
+
+    levels = getattr(schedule, "levels", None)
+    if levels:
+        return [float(level) for level in levels]
+    lo, hi = schedule.inverse_rate(schedule.min_rate), schedule.inverse_rate(schedule.max_rate)
+    times = torch.tensor([lo + (hi - lo) * k / count for k in range(1, count + 1)], dtype=torch.float64)
+    return [round(float(m), 3) for m in schedule.rate(times)]
 
 
 def masked_positions(num_tokens: int, rates: Sequence[float], seed: int) -> list[list[bool]]:

@@ -95,6 +95,12 @@ class _PieceDecoder:
         return self.cache[token_id]
 
 
+def decode_pieces(tokenizer: Any, token_ids: Sequence[int]) -> list[str]:
+    """Each id decoded on its own to display text (the pieces the renderers and the explainer draw)."""
+    decode = _PieceDecoder(tokenizer)
+    return [decode(int(i)) for i in token_ids]
+
+
 def frames_from_trajectory(
     trajectory: Sequence[Any],
     row: int,
