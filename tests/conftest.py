@@ -52,7 +52,9 @@ def tiny_run(tmp_path):
     def _run(overrides: list[str], name: str = "run"):
         out = tmp_path / name
         task_given = any(o.startswith("task=") for o in overrides)
-        cfg = compose([*TINY, *([] if task_given else TINY_TRAIN_LM), *overrides], out)
+        dataset_given = any(o.startswith("dataset=") and "synthetic" not in o for o in overrides)
+        tiny = [o for o in TINY if not (dataset_given and o.startswith("dataset."))]
+        cfg = compose([*tiny, *([] if task_given else TINY_TRAIN_LM), *overrides], out)
         return run(cfg), out
 
     return _run

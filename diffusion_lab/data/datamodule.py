@@ -124,7 +124,7 @@ class TextDataModule(L.LightningDataModule):
         fp = hashlib.sha1(f"{name}-{len(ds)}-{self.max_length}-{len(self.tokenizer)}".encode()).hexdigest()
         out = ds.map(
             lambda b: {"input_ids": self.tokenize(b["text"])},
-            batched=True, remove_columns=["text"], new_fingerprint=fp, desc=f"tokenizing {name}",
+            batched=True, new_fingerprint=fp, desc=f"tokenizing {name}",  # text kept: reports show it
         )
         lengths = [len(x) for x in out["input_ids"]]
         out = out.add_column("length", lengths)

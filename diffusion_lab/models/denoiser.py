@@ -65,3 +65,7 @@ class Denoiser(nn.Module):
 
     def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None) -> torch.Tensor:
+        """Last hidden states ``[B, L, H]`` (for discriminative heads on the same backbone)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose hidden states")

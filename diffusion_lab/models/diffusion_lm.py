@@ -85,14 +85,27 @@ class DiffusionLM(L.LightningModule):
         if hasattr(self.backbone, "set_anneal_step"):  # GPT-2: causal -> full attention over training
             self.backbone.set_anneal_step(self.global_step)
         ids, att = batch["input_ids"], batch["attention_mask"]
-        t = self.masking.sample_t(ids.shape[0], self.mask_generator).to(self.device)
+        out = self.training_loss(ids, att, self._condition(batch))
+        self.log("train/loss", out["loss"], prog_bar=True, batch_size=ids.shape[0])
+        self._log_buckets(out["logits"].detach(), ids, out["masked"], out["rates"])
+        return out["loss"]
+
+    def training_loss(self, input_ids, attention_mask, condition=None, condition_fn=None) -> dict:
+        """One draw of the training objective: sample ``t``, mask (``q_xt``), predict, weighted loss.
+
+        ``condition_fn(masked) -> condition`` lets a caller make the condition depend on which
+        positions were masked (the conditional classifier hides the label when its token is masked).
+        Returns ``loss``, ``logits``, ``masked``, ``rates``.
+        """
+        t = self.masking.sample_t(input_ids.shape[0], self.mask_generator).to(input_ids.device)
         rates = self.masking.rate(t)
-        x_t, masked = self.masking.q_xt(ids, att, rates, self.hparams.mask_token_id, self._cpu_gen(ids))
-        logits = self(x_t, att, self._condition(batch))
-        loss = self.masking.loss(logits, ids, att, masked, t)
-        self.log("train/loss", loss, prog_bar=True, batch_size=ids.shape[0])
-        self._log_buckets(logits.detach(), ids, masked, rates)
-        return loss
+        x_t, masked = self.masking.q_xt(input_ids, attention_mask, rates, self.hparams.mask_token_id,
+                                        self._cpu_gen(input_ids))
+        if condition_fn is not None:
+            condition = condition_fn(masked)
+        logits = self(x_t, attention_mask, condition)
+        loss = self.masking.loss(logits, input_ids, attention_mask, masked, t)
+        return {"loss": loss, "logits": logits, "masked": masked, "rates": rates}
 
     def _cpu_gen(self, ids):
         # the generator lives on the CPU; masks are drawn there for any device, then moved

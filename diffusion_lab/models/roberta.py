@@ -64,3 +64,8 @@ class RobertaDenoiser(Denoiser):
     def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # RoBERTa derives position ids from input_ids; with inputs_embeds it numbers 0..L-1 (+offset)
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
+
+    def encode(self, input_ids, attention_mask, inputs_embeds=None):
+        if inputs_embeds is None:
+            inputs_embeds = self.embed(input_ids, None)
+        return self.model.roberta(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state

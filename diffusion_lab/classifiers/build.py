@@ -1,0 +1,60 @@
+"""Build classifiers from the composed config (the language models come from ``builders.build_lm``)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from diffusion_lab.builders import build_backbone, build_lm
+from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
+from diffusion_lab.classifiers.generative import GenerativeClassifier
+from diffusion_lab.classifiers.label_tokens import add_label_tokens
+
+
+def log_prior(cfg: DictConfig, train_labels, num_classes: int) -> list[float]:
+    """``log p(y)``: training label frequencies (``classifier.prior=train``) or uniform."""
+    if cfg.classifier.prior == "uniform":
+        return [-math.log(num_classes)] * num_classes
+    counts = Counter(int(y) for y in train_labels)
+    missing = [c for c in range(num_classes) if counts.get(c, 0) == 0]
+    if missing:
+        raise ValueError(f"classes {missing} have no training examples; every class needs some (or prior=uniform "
+                         "cannot help: the class model would be untrained)")
+    total = sum(counts[c] for c in range(num_classes))
+    return [math.log(counts[c] / total) for c in range(num_classes)]
+
+
+def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[float]) -> GenerativeClassifier:
+    """Adds the label tokens to ``tokenizer`` (conditional) before sizing the embeddings."""
+    clf_cfg = cfg.classifier
+    label_ids, nolabel = (None, None)
+    if clf_cfg.mode == "conditional":
+        label_ids, nolabel = add_label_tokens(tokenizer, num_classes)
+        lms = [build_lm(cfg, tokenizer, num_conditions=num_classes + 1 if clf_cfg.get("label_embedding", True) else 0)]
+    else:
+        lms = [build_lm(cfg, tokenizer) for _ in range(num_classes)]
+    start = None
+    if cfg.model.objective == "autoregressive":
+        from diffusion_lab.models.autoregressive import start_token_id
+
+        start = start_token_id(tokenizer)
+    return GenerativeClassifier(
+        lms=lms, mode=clf_cfg.mode, num_classes=num_classes, log_prior=prior,
+        mask_token_id=tokenizer.mask_token_id, optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        label_token_ids=label_ids, nolabel_token_id=nolabel, start_token_id=start,
+        estimator=clf_cfg.estimator, num_draws=clf_cfg.num_draws, val_draws=cfg.task.val_draws,
+        adaptive_prune=clf_cfg.adaptive_prune, first_stage_draws=clf_cfg.first_stage_draws,
+        prune_margin=clf_cfg.prune_margin, uncond_prob=clf_cfg.uncond_prob, eval_seed=cfg.task.eval_seed,
+        seed=cfg.seed,
+    )
+
+
+def build_discriminative(cfg: DictConfig, tokenizer, num_classes: int) -> DiscriminativeClassifier:
+    return DiscriminativeClassifier(
+        backbone=build_backbone(cfg, tokenizer), num_classes=num_classes,
+        optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )

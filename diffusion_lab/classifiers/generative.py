@@ -1,0 +1,149 @@
+"""``GenerativeClassifier``: class-conditional language models scored by Bayes' rule.
+
+    log p(y | x) = log p(x | y) + log p(y) - logsumexp_y' [ log p(x | y') + log p(y') ]
+
+``per_class``: one language model per class, each trained only on its class (the original
+design). ``conditional``: one shared model reading ``[<label_y>, x]`` with the label also added
+to every position as a condition embedding while its token is visible; the label token is masked
+like any token, so the model also infills p(y | x), and ``<nolabel>`` batches (``uncond_prob``)
+teach it p(x). Scoring lives in ``diffusion_lab.classifiers.scoring``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from diffusion_lab.classifiers.label_tokens import with_prefix
+from diffusion_lab.classifiers.scoring import class_log_likelihoods
+
+
+class GenerativeClassifier(L.LightningModule):
+    def __init__(
+        self,
+        lms: list,
+        mode: str,
+        num_classes: int,
+        log_prior: list[float],
+        mask_token_id: int,
+        optimizer,
+        scheduler=None,
+        label_token_ids: list[int] | None = None,
+        nolabel_token_id: int | None = None,
+        start_token_id: int | None = None,
+        estimator: str = "elbo_crn",
+        num_draws: int = 8,
+        val_draws: int = 2,
+        adaptive_prune: bool = True,
+        first_stage_draws: int = 2,
+        prune_margin: float = 10.0,
+        uncond_prob: float = 0.1,
+        eval_seed: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if mode not in ("conditional", "per_class"):
+            raise ValueError(f"classifier.mode={mode!r}: allowed values are conditional, per_class")
+        if mode == "per_class" and len(lms) != num_classes:
+            raise ValueError(f"per_class needs one language model per class ({num_classes}), got {len(lms)}")
+        self.save_hyperparameters(ignore=["lms", "optimizer", "scheduler"])
+        self.lms = nn.ModuleList(lms)
+        self.mode, self.num_classes, self.mask_token_id = mode, num_classes, mask_token_id
+        self.label_token_ids, self.nolabel_token_id = label_token_ids, nolabel_token_id
+        self.start_token_id = start_token_id
+        self.register_buffer("log_prior", torch.tensor(log_prior, dtype=torch.float64), persistent=True)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.generator = torch.Generator().manual_seed(seed)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_nll = MeanMetric()
+
+    @property
+    def autoregressive(self) -> bool:
+        return bool(getattr(self.lms[0].backbone, "causal", False))
+
+    # --- training -----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        ids, att, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        if (labels < 0).any() or (labels >= self.num_classes).any():
+            raise ValueError(f"training batch has labels outside 0..{self.num_classes - 1}: {labels.unique().tolist()}")
+        loss = self._conditional_loss(ids, att, labels) if self.mode == "conditional" else self._per_class_loss(ids, att, labels)
+        self.log("train/loss", loss, prog_bar=True, batch_size=ids.shape[0])
+        return loss
+
+    def _conditional_loss(self, ids, att, labels):
+        lm = self.lms[0]
+        uncond = bool(torch.rand((), generator=self.generator) < self.hparams.uncond_prob)
+        label_tokens = torch.tensor(self.label_token_ids, device=ids.device)
+        first = torch.full_like(labels, self.nolabel_token_id) if uncond else label_tokens[labels]
+        x, a = with_prefix(ids, att, first)
+        backbone = lm.backbone
+        if backbone.condition_embedding is None:
+            return lm.training_loss(x, a)["loss"]
+        no_label = backbone.num_conditions - 1
+        if self.autoregressive:
+            cond = torch.full_like(labels, no_label) if uncond else labels
+            return lm.training_loss(x, a, condition=cond)["loss"]
+
+        def condition_fn(masked):  # the label is visible to every position only while its token is
+            hidden = masked[:, 0] | uncond
+            return torch.where(hidden, torch.full_like(labels, no_label), labels)
+
+        return lm.training_loss(x, a, condition_fn=condition_fn)["loss"]
+
+    def _per_class_loss(self, ids, att, labels):
+        loss = ids.new_zeros((), dtype=torch.float32)
+        for c, lm in enumerate(self.lms):
+            rows = labels == c
+            if rows.any():  # each model sees only its class; weights keep the gradient scale of one batch
+                loss = loss + lm.training_loss(ids[rows], att[rows])["loss"] * rows.float().mean()
+        return loss
+
+    # --- scoring -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def log_joint(self, input_ids, attention_mask, num_draws=None, estimator=None, generator=None,
+                  adaptive=None):
+        """``log p(x | y) + log p(y)`` ``[B, C]`` (float64) and the ``ClassScores`` behind it."""
+        hp = self.hparams
+        scores = class_log_likelihoods(
+            self, input_ids, attention_mask, estimator=estimator or hp.estimator,
+            num_draws=num_draws or hp.num_draws, generator=generator,
+            adaptive=hp.adaptive_prune if adaptive is None else adaptive,
+            first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
+        )
+        prior = self.log_prior.to(scores.log_lik) if scores.log_lik.dtype == torch.float64 else self.log_prior
+        return scores.log_lik + prior, scores
+
+    def on_validation_epoch_start(self):
+        self._val_gen = torch.Generator().manual_seed(self.hparams.eval_seed)
+
+    def validation_step(self, batch, batch_idx):
+        joint, _ = self.log_joint(batch["input_ids"], batch["attention_mask"], num_draws=self.hparams.val_draws,
+                                  generator=self._val_gen, adaptive=False)
+        labels = batch["labels"]
+        self.val_acc.update(joint.argmax(1), labels)
+        self.val_nll.update(torch.nn.functional.cross_entropy(joint.float(), labels, reduction="none"))
+
+    def on_validation_epoch_end(self):
+        self.log_dict({"val/accuracy": self.val_acc.compute(), "val/clf_nll": self.val_nll.compute()}, sync_dist=True)
+        self.val_acc.reset()
+        self.val_nll.reset()
+
+    # --- optimisation / state ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        from diffusion_lab.optim import configure_optimizers
+
+        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["generator_states"] = [self.generator.get_state()] + [
+            lm.mask_generator.get_state() for lm in self.lms if hasattr(lm, "mask_generator")]
+
+    def on_load_checkpoint(self, checkpoint):
+        states = checkpoint.get("generator_states")
+        if states:
+            self.generator.set_state(states[0])
+            for lm, state in zip([lm for lm in self.lms if hasattr(lm, "mask_generator")], states[1:], strict=False):
+                lm.mask_generator.set_state(state)

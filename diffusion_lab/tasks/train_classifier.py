@@ -1,0 +1,115 @@
+"""``task=train_classifier``: train the generative classifier and its baselines, evaluate once on test.
+
+Order of honest evaluation: fit on train; choose the checkpoint on validation; fit temperatures on
+validation; score the (stratified, seeded) test subset once; the same test items for every model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from diffusion_lab.builders import build_datamodule, build_trainer
+from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
+from diffusion_lab.classifiers.predict import predict
+from diffusion_lab.classifiers.report import mcnemar_against, model_metrics, render
+from diffusion_lab.classifiers.scoring import infill_label_probs
+from diffusion_lab.classifiers.tfidf import TfidfLogReg
+from diffusion_lab.logging_utils import wandb_logger
+from diffusion_lab.runs import load_checkpoint, write_results
+
+log = logging.getLogger(__name__)
+BASELINES = ("discriminative", "tfidf_lr")
+
+
+def _fit_best(cfg, module, dm, out: Path, **trainer_overrides):
+    trainer = build_trainer(cfg, out, **trainer_overrides)
+    trainer.fit(module, datamodule=dm)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        module.load_state_dict(load_checkpoint(Path(best))["state_dict"])
+    return trainer
+
+
+def _infill(clf, loader):
+    import torch
+
+    from diffusion_lab.classifiers.predict import Predictions
+
+    start, probs, labels = time.perf_counter(), [], []
+    clf.eval()
+    for batch in loader:
+        probs.append(infill_label_probs(clf, batch["input_ids"], batch["attention_mask"]).double())
+        labels.append(batch["labels"])
+    n = sum(len(x) for x in labels)
+    return Predictions(torch.log(torch.cat(probs).clamp_min(1e-12)), torch.cat(labels),
+                       n / (time.perf_counter() - start), 1.0)
+
+
+def run(cfg: DictConfig) -> dict:
+    started = time.time()
+    L.seed_everything(cfg.seed, workers=True)
+    out = Path(cfg.output_dir)
+    unknown = set(cfg.task.baselines) - set(BASELINES)
+    if unknown:
+        raise ValueError(f"task.baselines has unknown entries {sorted(unknown)}; allowed: {', '.join(BASELINES)}")
+    dm = build_datamodule(cfg, cache_dir=out)
+    dm.setup()
+    num_classes = dm.num_classes
+    if num_classes < 2:
+        raise ValueError(f"dataset {cfg.dataset.get('name')} has {num_classes} classes; a classifier needs >= 2 "
+                         "(is the label column set? dataset.label_column=...)")
+    prior = log_prior(cfg, dm.splits.train["label"], num_classes)
+    clf = build_generative(cfg, dm.tokenizer, num_classes, prior)
+    dm.tokenizer.save_pretrained(str(out / "tokenizer"))  # now with the label tokens
+    trainer = _fit_best(cfg, clf, dm, out)
+    steps = trainer.global_step
+    score = {"num_draws": cfg.classifier.num_draws}
+    val_loader, test_loader = dm.dataloader("validation"), dm.dataloader("test")
+    val_preds = {"generative": predict(clf, val_loader, seed=cfg.task.eval_seed, **score)}
+    test_preds = {"generative": predict(clf, test_loader, seed=cfg.task.eval_seed + 1, **score)}
+    if clf.mode == "conditional" and not clf.autoregressive:
+        val_preds["generative_infill"], test_preds["generative_infill"] = _infill(clf, val_loader), _infill(clf, test_loader)
+    if "discriminative" in cfg.task.baselines:
+        disc = build_discriminative(cfg, dm.tokenizer, num_classes)
+        _fit_best(cfg, disc, dm, out / "discriminative", max_steps=max(steps, 1), max_epochs=-1, max_time=None)
+        val_preds["discriminative"], test_preds["discriminative"] = predict(disc, val_loader), predict(disc, test_loader)
+    if "tfidf_lr" in cfg.task.baselines:
+        tfidf = TfidfLogReg(seed=cfg.seed).fit(dm.splits.train["text"], dm.splits.train["label"],
+                                               dm.splits.validation["text"], dm.splits.validation["label"])
+        val_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "validation")
+        test_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "test")
+    results = {
+        "status": "finished",
+        "models": {name: model_metrics(val_preds[name], test_preds[name]) for name in test_preds},
+        "mcnemar_p": mcnemar_against("generative", test_preds),
+        "seed": cfg.seed, "eval_seed": cfg.task.eval_seed, "n_test": len(test_preds["generative"].labels),
+        "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
+        "classifier": {k: cfg.classifier[k] for k in ("mode", "estimator", "num_draws", "prior")},
+        "model": cfg.model.name, "max_length": cfg.data.max_length,
+        "duplicates_removed": dm.splits.stats.get("duplicates_removed"), "dataset_stats": dm.splits.stats,
+        "label_names": dm.label_names, "wall_s": time.time() - started,
+    }
+    write_results(out, results)
+    render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
+    return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
+
+
+def _texts(dm, split: str) -> list[str]:
+    ds = dm.datasets[split] if hasattr(dm, "datasets") and split in dm.datasets else None
+    return list(ds["text"]) if ds is not None and "text" in ds.column_names else []
+
+
+def _tfidf_preds(tfidf, dm, split: str):
+    import torch
+
+    from diffusion_lab.classifiers.predict import Predictions
+
+    texts = _texts(dm, split)
+    labels = [int(x) for x in dm.datasets[split]["label"]]
+    log_probs, rate = tfidf.log_probs(texts)
+    return Predictions(torch.tensor(log_probs, dtype=torch.float64), torch.tensor(labels), rate, 0.0)
