@@ -58,3 +58,43 @@ def build_discriminative(cfg: DictConfig, tokenizer, num_classes: int) -> Discri
         backbone=build_backbone(cfg, tokenizer), num_classes=num_classes,
         optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
+
+
+def load_classifier_run(run_dir, which: str = "best"):
+    """Rebuild a ``task=train_classifier`` run: ``(cfg, tokenizer, generative, baselines)``.
+
+    ``baselines`` maps ``discriminative`` (its own checkpoint under ``discriminative/``) and
+    ``tfidf_lr`` (``tfidf_lr.joblib``) to loaded models when the run trained them.
+    """
+    from pathlib import Path
+
+    import joblib
+    from transformers import AutoTokenizer
+
+    from diffusion_lab.runs import find_checkpoint, load_checkpoint, load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if cfg.task.get("name") != "train_classifier":
+        raise ValueError(f"{run_dir} is a {cfg.task.get('name')!r} run, not a classifier run (task=train_classifier)")
+    tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer"))
+    label_names = None
+    results = run_dir / "results.json"
+    if results.exists():
+        import json
+
+        label_names = json.loads(results.read_text()).get("label_names")
+    num_classes = len(label_names) if label_names else cfg.dataset.get("num_classes", 2)
+    clf = build_generative(cfg, tokenizer, num_classes, [0.0] * num_classes)
+    state = load_checkpoint(find_checkpoint(run_dir, which))
+    clf.load_state_dict(state["state_dict"])
+    clf.eval()
+    baselines = {}
+    disc_dir = run_dir / "discriminative"
+    if (disc_dir / "checkpoints").exists():
+        disc = build_discriminative(cfg, tokenizer, num_classes)
+        disc.load_state_dict(load_checkpoint(find_checkpoint(disc_dir, which))["state_dict"])
+        baselines["discriminative"] = disc.eval()
+    if (run_dir / "tfidf_lr.joblib").exists():
+        baselines["tfidf_lr"] = joblib.load(run_dir / "tfidf_lr.joblib")
+    return cfg, tokenizer, clf, baselines

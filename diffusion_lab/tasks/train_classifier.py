@@ -10,6 +10,7 @@ import logging
 import time
 from pathlib import Path
 
+import joblib
 import lightning as L
 from omegaconf import DictConfig
 
@@ -81,6 +82,7 @@ def run(cfg: DictConfig) -> dict:
     if "tfidf_lr" in cfg.task.baselines:
         tfidf = TfidfLogReg(seed=cfg.seed).fit(dm.splits.train["text"], dm.splits.train["label"],
                                                dm.splits.validation["text"], dm.splits.validation["label"])
+        joblib.dump(tfidf, out / "tfidf_lr.joblib")  # task=evaluate reloads it
         val_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "validation")
         test_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "test")
     results = {
