@@ -122,6 +122,7 @@ def validate(cfg: DictConfig) -> None:
             f"model.pretrained={cfg.model.pretrained!r} needs its own tokenizer: add tokenizer=pretrained "
             "(a BPE trained on the data does not match pretrained embeddings)"
         )
+    _check_pretrained_reachable(cfg)
     for section in ("masking", "sampler"):
         if section in cfg and cfg[section] is not None:
             try:
@@ -129,3 +130,22 @@ def validate(cfg: DictConfig) -> None:
             except Exception as err:  # the constructors raise ValueError naming the argument
                 cause = err.__cause__ or err
                 raise ConfigError(f"{section}: {cause}") from None
+
+
+def _check_pretrained_reachable(cfg: DictConfig) -> None:
+    """Offline with a hub id that is not a local folder: stop now, not after loading the data."""
+    import os
+    from pathlib import Path
+
+    name = cfg.get("model", {}).get("pretrained") if cfg.get("model") else None
+    if not name or Path(str(name)).expanduser().exists():
+        return
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        from huggingface_hub import try_to_load_from_cache
+
+        if try_to_load_from_cache(str(name), "config.json") is None:
+            raise ConfigError(
+                f"model.pretrained={name!r} is not cached and the hub is offline (HF_HUB_OFFLINE=1). "
+                "Options: model.pretrained=<local folder saved with save_pretrained>, or a from-scratch "
+                "model (model=roberta_tiny / roberta_small / gpt2_tiny; for IMDB: +experiment=imdb_gen_clf_cpu)"
+            )

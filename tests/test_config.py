@@ -60,3 +60,13 @@ def test_cli_unknown_option_lists_the_valid_ones(tmp_path):
     proc = _cli("sampler=nonexistent", tmp_path=tmp_path)
     assert proc.returncode != 0
     assert "confidence" in proc.stderr and "ddpm_cache" in proc.stderr
+
+
+def test_pretrained_experiment_offline_stops_at_once_naming_the_options(tmp_path):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "diffusion_lab", "+experiment=imdb_gen_clf", f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert "imdb_gen_clf_cpu" in proc.stderr and "model.pretrained=<local folder" in proc.stderr
