@@ -38,7 +38,7 @@ def find_job_dirs(root: Path) -> list[Path]:
         found.add(root)
     # a job's own subfolders (e.g. wandb/) never hold these, but nested sweeps could: keep the leaves
     jobs = [d for d in found if not any(o != d and d in o.parents for o in found)]
-    return sorted(jobs, key=lambda d: [int(p) if p.isdigit() else p for p in d.relative_to(root).parts])
+    return sorted(jobs, key=lambda d: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in d.relative_to(root).parts])
 
 
 def parse_overrides(lines: list[str]) -> dict[str, object]:
@@ -108,6 +108,8 @@ def read_job(path: Path) -> Job:
 
 def collect(roots: list[Path]) -> list[Job]:
     jobs = [read_job(d) for root in roots for d in find_job_dirs(Path(root))]
+    # an earlier report's own run directory (e.g. <sweep>/report) is not a job of the sweep
+    jobs = [j for j in jobs if j.config.get("task/name") != "report"]
     if not jobs:
         raise FileNotFoundError(
             f"no runs found under {', '.join(map(str, roots))}: expected directories with results.json "
