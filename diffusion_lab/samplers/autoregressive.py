@@ -7,6 +7,8 @@ more position (left to right) until the canvas is full.
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -14,6 +16,11 @@ import torch
 from .base import DenoiseFn, SampleOutput, Sampler
 from .canvas import StepRecorder, initial_canvas
 from .token_choice import check_choice_args, choose_tokens, forbid
+
+log = logging.getLogger(__name__)
+
+#: the token-choice settings every sampler config may carry, copied by ``as_autoregressive``
+CHOICE_KEYS = ("strategy", "temperature", "top_k", "top_p")
 
 
 class AutoregressiveSampler(Sampler):
@@ -65,7 +72,9 @@ class AutoregressiveSampler(Sampler):
         if self.start_token_id is None:
             raise ValueError(
                 "AutoregressiveSampler needs start_token_id (the tokenizer's bos id, "
-                "diffusion_lab.models.autoregressive.start_token_id(tokenizer)) to condition the first token"
+                "diffusion_lab.models.autoregressive.start_token_id(tokenizer)) to condition the first token. "
+                "It is the sampler of model.objective=autoregressive, whose module fills the id in; a "
+                "diffusion model needs a diffusion sampler (confidence, random_remask, ddpm_cache)"
             )
         canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
         start = torch.full_like(canvas[:, :1], int(self.start_token_id))
@@ -80,3 +89,26 @@ class AutoregressiveSampler(Sampler):
             canvas[free, position] = chosen[free]
             recorder.stop(canvas)
         return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
+
+
+def as_autoregressive(sampler: Sampler | None, start_token_id: int) -> AutoregressiveSampler:
+    """The sampler a causal model generates with, whatever ``sampler=`` the run was given.
+
+    - an ``AutoregressiveSampler``: itself, with ``start_token_id`` filled in when the config left
+      it null (``conf/sampler/autoregressive.yaml`` cannot know the tokenizer's id); a copy, so the
+      caller's object is not changed;
+    - any other sampler (a diffusion sampler from the run's default ``sampler=``): a new
+      ``AutoregressiveSampler`` with the same token choice (strategy / temperature / top_k / top_p,
+      where the given sampler has them), since a causal model cannot fill a canvas in any order
+      but left to right;
+    - ``None``: an ``AutoregressiveSampler`` with its defaults.
+    """
+    if isinstance(sampler, AutoregressiveSampler):
+        if sampler.start_token_id is None:
+            sampler = copy.copy(sampler)
+            sampler.start_token_id = int(start_token_id)
+        return sampler
+    choice = {k: getattr(sampler, k) for k in CHOICE_KEYS if sampler is not None and hasattr(sampler, k)}
+    if sampler is not None:
+        log.info("autoregressive model: sampling left to right instead of with %r (token choice %s)", sampler, choice)
+    return AutoregressiveSampler(start_token_id=int(start_token_id), **choice)
