@@ -68,6 +68,31 @@ def ar_loss(
     return -token_logp.sum() / n_scored
 
 
+def ar_token_scores(
+    model: Callable[..., torch.Tensor],
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    start_token_id: int,
+    condition: torch.Tensor | None = None,
+    scored: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[B, L]``: ``log p(x_i | s, x_{<i}, condition)`` at each position of ids WITHOUT the start token.
+
+    Zero where ``scored`` is 0 (default: ``attention_mask``, i.e. every real token). ``scored`` lets a
+    caller condition on a prefix without scoring it (a kept prompt / ``masking.prefix_keep``), while
+    the model still attends to every real token. ``model(input_ids, attention_mask, condition)`` is a
+    causal ``Denoiser``; a bidirectional one (``causal=False``) would see the tokens it scores, so it
+    is refused.
+    """
+    if getattr(model, "causal", True) is False:
+        raise ValueError("ar_log_likelihood needs a causal model (model.objective=autoregressive)")
+    ids, mask = prepend_start_token(input_ids, attention_mask, start_token_id)
+    logits = model(ids, mask, condition)
+    if scored is None:
+        return ar_token_logprobs(logits, ids, mask)
+    return ar_token_logprobs(logits, ids, torch.cat([mask[:, :1], scored.to(mask.dtype)], dim=1))
+
+
 def ar_log_likelihood(
     model: Callable[..., torch.Tensor],
     input_ids: torch.Tensor,
@@ -75,16 +100,8 @@ def ar_log_likelihood(
     start_token_id: int,
     condition: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[B]`` exact ``log p(x | condition)`` for ids WITHOUT the start token (it is added here).
-
-    ``model(input_ids, attention_mask, condition) -> logits`` is a causal ``Denoiser``.
-    A bidirectional model (``causal=False``) would see the tokens it scores, so it is refused.
-    """
-    if getattr(model, "causal", True) is False:
-        raise ValueError("ar_log_likelihood needs a causal model (model.objective=autoregressive)")
-    ids, mask = prepend_start_token(input_ids, attention_mask, start_token_id)
-    logits = model(ids, mask, condition)
-    return ar_sequence_log_likelihood(logits, ids, mask)
+    """``[B]`` exact ``log p(x | condition) = sum_i ar_token_scores`` (start token added here)."""
+    return ar_token_scores(model, input_ids, attention_mask, start_token_id, condition).sum(dim=-1)
 
 
 def start_token_id(tokenizer) -> int:
