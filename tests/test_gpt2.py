@@ -75,10 +75,12 @@ def test_attention_direction_and_padding(tok, impl, objective):
     later[:, 4] = tok.convert_tokens_to_ids("Ġbad")  # a real token in both rows
     before, after = model(ids, mask), model(later, mask)
     earlier_changed = (before[:, :4] - after[:, :4]).abs().max().item()
+    hidden_changed = (model.encode(ids, mask)[:, :4] - model.encode(later, mask)[:, :4]).abs().max().item()
+    assert model.encode(ids, mask).shape == (2, 8, 32)  # hidden states for discriminative heads
     if objective == "diffusion":
-        assert earlier_changed > 1e-4  # position 4 is seen by positions 0..3
+        assert earlier_changed > 1e-4 and hidden_changed > 1e-4  # position 4 is seen by positions 0..3
     else:
-        assert earlier_changed == 0.0
+        assert earlier_changed == 0.0 and hidden_changed == 0.0
     padded = ids.clone()
     padded[1, 6] = tok.convert_tokens_to_ids("Ġgood")  # a padding position: its key must be ignored
     torch.testing.assert_close(model(padded, mask)[1, :6], before[1, :6], rtol=0, atol=1e-6)

@@ -153,13 +153,23 @@ class GPT2Denoiser(Denoiser):
             return torch.where(mask, zero, torch.finfo(inputs_embeds.dtype).min)
         return mask
 
+    def _attention_mask(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # causal: transformers builds causal & padding from the 2-D mask; diffusion: our 4-D mask
+        return attention_mask if self.causal else self._attention_mask_4d(inputs_embeds, attention_mask)
+
     def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.causal:
-            # transformers builds causal & padding from the 2-D mask
-            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
-        mask = self._attention_mask_4d(inputs_embeds, attention_mask)
+        mask = self._attention_mask(inputs_embeds, attention_mask)
         logits = self.model(inputs_embeds=inputs_embeds, attention_mask=mask).logits
         return shift_logits_right(logits) if self.shift else logits
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None) -> torch.Tensor:
+        """Last hidden states ``[B, L, H]`` (after the final LayerNorm) with the same attention as the
+        logits: causal for the autoregressive objective, the (annealed) bidirectional mask for diffusion.
+        For discriminative heads on the same backbone; no condition, no shift."""
+        if inputs_embeds is None:
+            inputs_embeds = self.embed(input_ids, None)
+        mask = self._attention_mask(inputs_embeds, attention_mask)
+        return self.model.transformer(inputs_embeds=inputs_embeds, attention_mask=mask).last_hidden_state
 
 
 def _check_options(objective: str, shift: bool, anneal_steps: int, attn_implementation: str) -> None:
