@@ -98,6 +98,10 @@ def run(cfg: DictConfig) -> dict:
     }
     write_results(out, results)
     render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
+    if cfg.eval.get("after_training"):  # the evaluation suite (task=evaluate) on this finished run
+        from diffusion_lab.tasks.evaluate import evaluate_run
+
+        evaluate_run(out, cfg, out)
     return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
 
 

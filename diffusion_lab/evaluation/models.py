@@ -1,0 +1,137 @@
+"""Every model of a classifier run behind one interface: texts (or token ids) -> log joint ``[N, C]``.
+
+``generative``: Bayes' rule over the class-conditional bound, K draws x C classes per item, with a
+generator seeded afresh on every call (the same texts always get the same draws, and two calls on
+perturbed versions of the same items share their random numbers as far as shapes allow).
+``generative_infill``: the conditional model's one-pass label readout. ``discriminative``: the same
+backbone with a head (logits). ``tfidf_lr``: TF-IDF + logistic regression (log probabilities).
+
+Texts are tokenised like training (no special tokens, truncated to the run's ``data.max_length``);
+a text with no tokens left (e.g. every word deleted) becomes the single ``<unk>`` token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from diffusion_lab.classifiers.scoring import infill_label_probs
+from diffusion_lab.data.batching import PadCollator
+from diffusion_lab.likelihood import elbo_log_likelihood
+
+MODEL_ORDER = ("generative", "generative_infill", "discriminative", "tfidf_lr")
+
+
+@dataclass
+class Scores:
+    """``log_joint [N, C]`` float64 (softmax = the model's posterior); generative: ``token_scores``
+    (per item ``[C, L_i]``, contributions to log p(x | y) from the same draws) and ``lengths``."""
+
+    log_joint: torch.Tensor
+    lengths: list[int]
+    token_scores: list[torch.Tensor] | None = None
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.log_joint, -1)
+
+    def subset(self, idx) -> Scores:
+        idx = [int(i) for i in idx]
+        return Scores(self.log_joint[idx], [self.lengths[i] for i in idx],
+                      [self.token_scores[i] for i in idx] if self.token_scores is not None else None)
+
+
+class RunModels:
+    """The loaded models of one run (``load_classifier_run``) and how to score text with them."""
+
+    def __init__(self, clf, baselines: dict, tokenizer, max_length: int, batch_size: int = 32,
+                 num_draws: int | None = None, seed: int = 0, infill: bool = True, only=None):
+        self.clf, self.baselines, self.tokenizer = clf, baselines, tokenizer
+        self.max_length, self.batch_size, self.seed = max_length, batch_size, seed
+        self.num_draws = int(num_draws or clf.hparams.num_draws)
+        self.collate = PadCollator(tokenizer.pad_token_id)
+        self.filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
+        available = ["generative"]
+        if infill and clf.mode == "conditional" and not clf.autoregressive:
+            available.append("generative_infill")
+        available += [n for n in MODEL_ORDER[2:] if n in baselines]
+        if only:
+            unknown = sorted(set(only) - set(available))
+            if unknown:
+                raise ValueError(f"eval.models has {unknown}, not in this run; available: {', '.join(available)}")
+            available = [n for n in available if n in only]
+        self.names = available
+        self.forward_passes: dict[str, float] = {n: 0.0 for n in self.names}
+
+    @property
+    def num_classes(self) -> int:
+        return self.clf.num_classes
+
+    def encode(self, texts) -> list[list[int]]:
+        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                             max_length=self.max_length)["input_ids"]
+        return [list(x) if len(x) else [self.filler] for x in ids]
+
+    def batches(self, ids: list[list[int]]):
+        """Padded ``(input_ids, attention_mask)`` batches in order."""
+        for start in range(0, len(ids), self.batch_size):
+            batch = self.collate([{"input_ids": x} for x in ids[start:start + self.batch_size]])
+            yield batch["input_ids"].to(self.clf.device), batch["attention_mask"].to(self.clf.device)
+
+    def score(self, name: str, texts=None, ids=None, keep_token_scores: bool = False) -> Scores:
+        """One model on ``texts`` (or already-encoded ``ids``; not for ``tfidf_lr``)."""
+        if name == "tfidf_lr":
+            if texts is None:
+                raise ValueError("tfidf_lr scores texts, not token ids")
+            log_probs, _ = self.baselines["tfidf_lr"].log_probs(list(texts))
+            return Scores(torch.as_tensor(log_probs, dtype=torch.float64), [len(t.split()) for t in texts])
+        ids = self.encode(texts) if ids is None else [list(x) if len(x) else [self.filler] for x in ids]
+        gen = torch.Generator().manual_seed(self.seed)
+        joints, tokens = [], []
+        for x, att in self.batches(ids):
+            if name == "generative":
+                joint, scores = self.clf.log_joint(x, att, num_draws=self.num_draws, generator=gen)
+                self.forward_passes[name] += scores.forward_passes * len(x)
+                if keep_token_scores and scores.token_scores is not None:
+                    lengths = att.sum(1).tolist()
+                    tokens += [scores.token_scores[i, :, :n].cpu() for i, n in enumerate(lengths)]
+            elif name == "generative_infill":
+                joint = torch.log(infill_label_probs(self.clf, x, att).double().clamp_min(1e-12))
+                self.forward_passes[name] += len(x)
+            elif name == "discriminative":
+                joint, _ = self.baselines["discriminative"].log_joint(x, att)
+                self.forward_passes[name] += len(x)
+            else:
+                raise KeyError(f"unknown model {name!r}; this run has {', '.join(self.names)}")
+            joints.append(joint.detach().cpu().double())
+        return Scores(torch.cat(joints), [len(x) for x in ids], tokens or None)
+
+    def score_all(self, texts, names=None, keep_token_scores: bool = False) -> dict[str, Scores]:
+        ids = self.encode(texts)
+        return {n: self.score(n, texts=texts, ids=None if n == "tfidf_lr" else ids,
+                              keep_token_scores=keep_token_scores and n == "generative")
+                for n in (names or self.names)}
+
+    @torch.no_grad()
+    def unconditional_log_px(self, texts) -> torch.Tensor | None:
+        """The conditional diffusion model's own p(x): input ``[<nolabel>, x]`` with the "no label"
+        condition (the last condition id), as trained on ``uncond_prob`` of the batches. ``None``
+        for per-class or autoregressive classifiers (they have no unconditional model)."""
+        clf = self.clf
+        if clf.mode != "conditional" or clf.autoregressive or clf.nolabel_token_id is None:
+            return None
+        backbone = clf.lms[0].backbone
+        no_label = backbone.num_conditions - 1 if backbone.condition_embedding is not None else None
+
+        def score(x, att, condition=None):
+            cond = None if no_label is None else torch.full((x.shape[0],), no_label, device=x.device)
+            return backbone(x, att, condition=cond)
+
+        gen, out = torch.Generator().manual_seed(self.seed), []
+        for x, att in self.batches(self.encode(texts)):
+            x = torch.cat([torch.full_like(x[:, :1], clf.nolabel_token_id), x], 1)
+            att = torch.cat([torch.ones_like(att[:, :1]), att], 1)
+            out.append(elbo_log_likelihood(score, x, att, clf.mask_token_id, self.num_draws, prefix_keep=1,
+                                           generator=gen).double().cpu())
+        return torch.cat(out)

@@ -1,0 +1,144 @@
+"""The five sections of ``evaluation.json``, each keyed by model name; every entry carries n and the seed.
+
+- ``calibration``: test metrics before / after temperature scaling (T fitted on validation only),
+  validation NLL before / after, how many predictions scaling changed (always 0), McNemar vs generative.
+- ``robustness``: accuracy (Wilson 95%) and ECE (before / after scaling) against perturbation strength.
+- ``shift``: the same on another dataset with the same labels (temperatures from the home validation).
+- ``ood``: AUROC and FPR@95%TPR of each model's scores, all items and length-matched.
+- ``explanations``: lives in ``explain.py`` (deletion curves + heatmaps).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion_lab.evaluation.ood import energy_score, length_matched_indices, max_softmax_score, ood_metrics
+from diffusion_lab.evaluation.perturbations import perturb
+from diffusion_lab.metrics.calibration import T_MAX, T_MIN, apply_temperature, fit_temperature
+from diffusion_lab.metrics.classification import classification_metrics, mcnemar_pvalue, nll
+
+REFERENCE = "generative"
+
+
+def _metrics(log_joint, labels, temperature: float | None = None) -> dict:
+    probs = torch.softmax(log_joint, -1) if temperature is None else apply_temperature(log_joint, temperature)
+    return classification_metrics(probs, labels)
+
+
+def _mcnemar(scores: dict, labels: torch.Tensor) -> dict:
+    if REFERENCE not in scores:
+        return {}
+    ref = scores[REFERENCE].log_joint.argmax(1) == labels
+    return {n: mcnemar_pvalue(ref, s.log_joint.argmax(1) == labels) for n, s in scores.items() if n != REFERENCE}
+
+
+def calibration_section(val: dict, test: dict, val_labels, test_labels, seed: int) -> tuple[dict, dict]:
+    """``(section, temperatures)``: one fitted T per model (validation only), applied to test."""
+    yv, yt = torch.as_tensor(val_labels).long(), torch.as_tensor(test_labels).long()
+    section, temps = {}, {}
+    pvals = _mcnemar(test, yt)
+    for name, s in test.items():
+        t = fit_temperature(val[name].log_joint, yv)
+        temps[name] = t
+        zv, zt = val[name].log_joint, s.log_joint
+        changed = int((zt.argmax(1) != apply_temperature(zt, t).argmax(1)).sum()
+                      + (zv.argmax(1) != apply_temperature(zv, t).argmax(1)).sum())
+        section[name] = {
+            "seed": seed, "n_val": len(yv), "n_test": len(yt), "temperature": t,
+            "temperature_at_bound": min(abs(t - T_MIN), abs(t - T_MAX)) < 1e-3 * T_MAX,
+            "val_nll_before": nll(torch.softmax(zv, -1), yv), "val_nll_after": nll(apply_temperature(zv, t), yv),
+            "predictions_changed_by_scaling": changed,
+            "before": _metrics(zt, yt), "after": _metrics(zt, yt, t),
+            "mcnemar_p_vs_generative": pvals.get(name),
+        }
+    return section, temps
+
+
+def robustness_section(models, texts, labels, clean: dict, temps: dict, perturbations: dict, strengths,
+                       seed: int, log=None) -> dict:
+    """``{model: {perturbation: {strengths, accuracy, accuracy_ci95, ece, ece_after_ts, nll, n, seed}}}``.
+
+    ``perturbations`` maps a name to its keyword arguments (vocabulary, weights); strength 0 is the
+    clean text (``clean`` scores). Each (perturbation, strength) uses the same ``seed``."""
+    y = torch.as_tensor(labels).long()
+    strengths = sorted({0.0, *[float(s) for s in strengths]})
+    out: dict = {n: {} for n in models.names}
+    for pert, kw in perturbations.items():
+        rows = {n: {"strengths": strengths, "accuracy": [], "accuracy_ci95": [], "ece": [], "ece_after_ts": [],
+                    "nll": [], "n": len(y), "seed": seed} for n in models.names}
+        for s in strengths:
+            scores = clean if s == 0.0 else models.score_all(perturb(texts, pert, s, seed, **kw))
+            for n in models.names:
+                before, after = _metrics(scores[n].log_joint, y), _metrics(scores[n].log_joint, y, temps[n])
+                for key, value in (("accuracy", before["accuracy"]), ("accuracy_ci95", before["accuracy_ci95"]),
+                                   ("ece", before["ece"]), ("ece_after_ts", after["ece"]), ("nll", before["nll"])):
+                    rows[n][key].append(value)
+            if log is not None:
+                log.info("robustness %s %.2f: %s", pert, s,
+                         ", ".join(f"{n} {rows[n]['accuracy'][-1]:.3f}" for n in models.names))
+        for n in models.names:
+            out[n][pert] = rows[n]
+    return out
+
+
+def shift_section(scores: dict, labels, temps: dict, home: dict, dataset: str, seed: int) -> dict:
+    """Accuracy and calibration on the shifted test items; ``home`` is the calibration section."""
+    y = torch.as_tensor(labels).long()
+    pvals = _mcnemar(scores, y)
+    out = {}
+    for n, s in scores.items():
+        before, after = _metrics(s.log_joint, y), _metrics(s.log_joint, y, temps[n])
+        out[n] = {"dataset": dataset, "seed": seed, "n": len(y), "before": before, "after": after,
+                  "temperature": temps[n], "in_domain_accuracy": home[n]["before"]["accuracy"],
+                  "accuracy_drop": home[n]["before"]["accuracy"] - before["accuracy"],
+                  "mcnemar_p_vs_generative": pvals.get(n)}
+    return out
+
+
+def ood_scores(name: str, s, uncond=None) -> dict[str, torch.Tensor]:
+    """Per-item OOD scores (higher = more in-distribution) of one model."""
+    out = {"max_softmax": max_softmax_score(s.log_joint)}
+    if name == "generative":  # log p(x) = logsumexp_y [log p(x | y) + log p(y)], total and per token
+        log_px = energy_score(s.log_joint)
+        lengths = torch.as_tensor(s.lengths, dtype=torch.float64)
+        out.update(log_px=log_px, log_px_per_token=log_px / lengths)
+        if uncond is not None:
+            out.update(log_px_unconditional=uncond, log_px_unconditional_per_token=uncond / lengths)
+    elif name == "discriminative":
+        out["energy"] = energy_score(s.log_joint)
+    return out
+
+
+def ood_section(scores_in: dict, scores_out: dict, uncond_in, uncond_out, lengths_in, lengths_out,
+                dataset: str, seed: int, bins: int = 10) -> dict:
+    """``{model: {score: {all: metrics, length_matched: metrics}}}``; lengths are in model tokens."""
+    keep_in, keep_out = length_matched_indices(lengths_in, lengths_out, seed, bins=bins)
+    matched = {"n_in": len(keep_in), "n_out": len(keep_out)}
+    out = {}
+    for n in scores_in:
+        s_in = ood_scores(n, scores_in[n], uncond_in if n == "generative" else None)
+        s_out = ood_scores(n, scores_out[n], uncond_out if n == "generative" else None)
+        entry = {"dataset": dataset, "seed": seed, "mean_tokens_in": float(torch.tensor(lengths_in).double().mean()),
+                 "mean_tokens_out": float(torch.tensor(lengths_out).double().mean())}
+        for kind in s_in:
+            res = {"all": ood_metrics(s_in[kind], s_out[kind])}
+            if keep_in and keep_out:
+                res["length_matched"] = ood_metrics(s_in[kind][keep_in], s_out[kind][keep_out])
+            else:
+                res["length_matched"] = {"skipped": "no length bin holds both in- and out-of-distribution items",
+                                         **matched}
+            entry[kind] = res
+        out[n] = entry
+    return out
+
+
+def headline(section: dict, path: tuple[str, ...]) -> dict[str, float]:
+    """One number per model from a section (for summaries): ``section[model][path...]``."""
+    out = {}
+    for n, entry in section.items():
+        value = entry
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+            out[n] = float(value)
+    return out

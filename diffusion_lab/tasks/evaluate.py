@@ -1,0 +1,184 @@
+"""``task=evaluate run_dir=<classifier run>``: is the generative classifier robust, calibrated, explainable?
+
+Every model of the run (generative, its infill readout, discriminative, TF-IDF + LR) on the same
+items: calibration before/after temperature scaling (T fitted on validation only), robustness
+curves under seeded perturbations, domain shift (``eval.shift_dataset``), OOD detection
+(``eval.ood_dataset``), token explanations with a deletion test. Writes ``evaluation.json``
+(sections ``calibration``, ``robustness``, ``shift``, ``ood``, ``explanations``, each keyed by
+model), PNG figures, ``explanations.html`` and ``report.html`` into this run's directory, and to
+W&B with ``logger=wandb``. Settings: the ``eval:`` block of ``conf/config.yaml``; also runs at the
+end of ``task=train_classifier`` with ``eval.after_training=true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.evaluation import data as eval_data
+from diffusion_lab.evaluation import suite
+from diffusion_lab.evaluation.explain import explanation_entry
+from diffusion_lab.evaluation.models import RunModels
+from diffusion_lab.evaluation.perturbations import PERTURBATIONS, build_frequency_vocab
+from diffusion_lab.evaluation.plots import deletion_figure, ood_figure, robustness_figure
+from diffusion_lab.evaluation.publish import log_wandb, print_summary, write_pages
+from diffusion_lab.metrics.calibration import apply_temperature, reliability_diagram
+from diffusion_lab.runs import find_checkpoint, load_run_config, write_results
+
+log = logging.getLogger(__name__)
+SECTIONS = ("calibration", "robustness", "shift", "ood", "explanations")
+
+
+def check_classifier_run(path, checkpoint: str = "best") -> Path:
+    """``run_dir`` as a Path if it is a finished ``task=train_classifier`` run, else a ``ConfigError``."""
+    if not path:
+        raise ConfigError("task=evaluate needs run_dir=<directory of a task=train_classifier run>")
+    run_dir = Path(str(path)).expanduser()
+    if not run_dir.is_dir():
+        raise ConfigError(f"run_dir={run_dir}: no such directory")
+    try:
+        kind = load_run_config(run_dir).task.get("name")
+        if kind != "train_classifier":
+            raise ConfigError(f"run_dir={run_dir} is a {kind!r} run and holds no classifier; task=evaluate needs "
+                              "the directory of a task=train_classifier run")
+        find_checkpoint(run_dir, checkpoint)
+    except FileNotFoundError as err:
+        raise ConfigError(f"run_dir={run_dir} is not a finished classifier run: {err}") from None
+    return run_dir
+
+
+def run(cfg: DictConfig) -> dict:
+    run_dir = check_classifier_run(cfg.get("run_dir"), cfg.get("checkpoint", "best"))
+    return evaluate_run(run_dir, cfg, Path(cfg.output_dir))
+
+
+def _check_settings(e) -> None:
+    unknown = sorted(set(e.perturbations or []) - set(PERTURBATIONS))
+    if unknown:
+        raise ConfigError(f"eval.perturbations has {unknown}; allowed: {', '.join(sorted(PERTURBATIONS))}")
+    if any(not 0.0 <= float(s) <= 1.0 for s in e.strengths or []):
+        raise ConfigError(f"eval.strengths must lie in [0, 1] (fractions of words), got {list(e.strengths)}")
+
+
+def _optional(skipped: dict, key: str, name, load):
+    """Load an optional dataset; ``None`` (recorded in ``skipped``) when not asked for or not on this machine."""
+    if not name:
+        skipped[key] = f"eval.{key}_dataset is null"
+        return None
+    try:
+        return load()
+    except FileNotFoundError as err:
+        log.warning("skipping %s: %s", key, err)
+        skipped[key] = f"data not found: {err}"
+        return None
+
+
+def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
+    """The whole suite on ``run_dir`` with the settings ``cfg.eval``; files go to ``out``."""
+    from diffusion_lab.classifiers.build import load_classifier_run
+    from diffusion_lab.viz.trajectory import decode_pieces
+
+    e, started, walls, skipped = cfg.eval, time.time(), {}, {}
+    _check_settings(e)
+    seed = int(e.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    run_cfg, tokenizer, clf, baselines = load_classifier_run(run_dir, cfg.get("checkpoint", "best"))
+    if torch.cuda.is_available():
+        clf.cuda()
+        if "discriminative" in baselines:
+            baselines["discriminative"].cuda()
+    splits, val, test = eval_data.run_splits(run_cfg)
+    label_names = list(splits.label_names)
+    val, test = val.subset(e.max_val, seed), test.subset(e.max_examples, seed)
+    shift_items = _optional(skipped, "shift", e.shift_dataset, lambda: eval_data.load_shift_items(
+        e.shift_dataset, cfg, label_names, e.max_examples, seed))  # the label check fails fast, before model work
+    ood = _optional(skipped, "ood", e.ood_dataset, lambda: eval_data.load_ood_texts(
+        e.ood_dataset, cfg, e.max_examples, seed))
+    models = RunModels(clf, baselines, tokenizer, int(run_cfg.data.max_length), int(e.batch_size), e.num_draws,
+                       seed, bool(e.infill), list(e.models) if e.models else None)
+    ev: dict = {k: {} for k in SECTIONS}
+    figures: dict[str, Path] = {}
+
+    def timed(name):
+        walls[name] = time.time() - walls.get("_t", started)
+        walls["_t"] = time.time()
+
+    log.info("evaluate: scoring %d validation and %d test items with %s", len(val.texts), len(test.texts), models.names)
+    val_scores, test_scores = models.score_all(val.texts), models.score_all(test.texts)
+    ev["calibration"], temps = suite.calibration_section(val_scores, test_scores, val.labels, test.labels, seed)
+    y = torch.tensor(test.labels)
+    figures["calibration"] = reliability_diagram({n: (s.probs, y) for n, s in test_scores.items()},
+                                                 out / "calibration.png", title=f"Reliability (test, n={len(y)})")
+    figures["calibration_after_ts"] = reliability_diagram(
+        {n: (apply_temperature(s.log_joint, temps[n]), y) for n, s in test_scores.items()},
+        out / "calibration_after_ts.png", title=f"After temperature scaling (test, n={len(y)})")
+    timed("calibration")
+
+    from diffusion_lab.data.cleaning import stratified_indices
+
+    n_rob = min(int(e.robustness_examples or len(test.texts)), len(test.texts))
+    idx = stratified_indices(test.labels, n_rob, seed) if n_rob < len(test.texts) else range(len(test.texts))
+    kw = {"char_typos": {}, "word_deletion": {},
+          "word_swap": {"vocab_by_frequency": build_frequency_vocab(splits.train["text"])}}
+    if "tfidf_lr" in baselines:  # adversarial for the baseline: its own largest weights
+        kw["mask_top_words"] = {"weights": baselines["tfidf_lr"].word_weights()}
+    elif "mask_top_words" in (e.perturbations or []):
+        skipped["robustness/mask_top_words"] = "the run has no tfidf_lr baseline, whose weights choose the words"
+    perts = {p: kw[p] for p in (e.perturbations or []) if p in kw}
+    if perts:
+        ev["robustness"] = suite.robustness_section(
+            models, [test.texts[i] for i in idx], [test.labels[i] for i in idx],
+            {n: s.subset(idx) for n, s in test_scores.items()}, temps, perts, e.strengths, seed, log)
+        figures["robustness"] = robustness_figure(ev["robustness"], out / "robustness.png",
+                                                  f"Robustness (test, seed {seed})")
+    timed("robustness")
+
+    if shift_items is not None:
+        name, items = shift_items
+        ev["shift"] = suite.shift_section(models.score_all(items.texts), items.labels, temps, ev["calibration"],
+                                          name, seed)
+    timed("shift")
+
+    if ood is not None:
+        name, out_texts = ood
+        scores_out = models.score_all(out_texts)
+        uncond = (models.unconditional_log_px(test.texts), models.unconditional_log_px(out_texts)) \
+            if e.ood_unconditional and "generative" in models.names else (None, None)
+        len_in = [len(x) for x in models.encode(test.texts)]
+        len_out = [len(x) for x in models.encode(out_texts)]
+        ev["ood"] = suite.ood_section(test_scores, scores_out, *uncond, len_in, len_out, name, seed, int(e.length_bins))
+        pairs = {f"{n} {k}": (suite.ood_scores(n, test_scores[n])[k], suite.ood_scores(n, scores_out[n])[k])
+                 for n, k in (("generative", "log_px_per_token"), ("discriminative", "energy")) if n in scores_out}
+        if pairs:
+            figures["ood"] = ood_figure(pairs, out / "ood.png", f"{run_cfg.dataset.name} test vs {name}")
+    timed("ood")
+
+    items = test.subset(e.deletion_examples, seed)
+    for name in ("generative", "discriminative"):
+        if name in models.names:
+            ev["explanations"][name] = explanation_entry(
+                models, name, items.texts, items.labels, list(e.deletion_ks), seed, int(e.explain_examples),
+                lambda ids: decode_pieces(tokenizer, ids), label_names)
+    if ev["explanations"]:
+        figures["deletion"] = deletion_figure(ev["explanations"], out / "deletion.png")
+    timed("explanations")
+
+    walls.pop("_t", None)
+    ev["meta"] = {"run_dir": str(run_dir), "dataset": run_cfg.dataset.name, "seed": seed, "run_seed": int(run_cfg.seed),
+                  "models": models.names, "label_names": label_names, "num_draws": models.num_draws,
+                  "classifier_mode": clf.mode, "max_length": int(run_cfg.data.max_length), "n_val": len(val.texts),
+                  "n_test": len(test.texts), "n_robustness": n_rob, "n_deletion": len(items.texts),
+                  "forward_passes": models.forward_passes, "section_wall_s": walls, "wall_s": time.time() - started,
+                  "settings": OmegaConf.to_container(e, resolve=True)}
+    ev["skipped"] = skipped
+    write_results(out, ev, "evaluation.json")
+    write_pages(ev, figures, out)
+    print_summary(ev)
+    log_wandb(cfg, out, ev, figures)
+    return {"status": "finished", "evaluation": str(out / "evaluation.json"), "report": str(out / "report.html"),
+            **{f"{n}/accuracy": c["before"]["accuracy"] for n, c in ev["calibration"].items()}}
