@@ -115,3 +115,24 @@ def check_launcher_in_sweep(trainer: L.Trainer) -> None:
             "whole sweep under -m. In a local sweep use trainer.strategy=ddp_fork (CPU) or ddp_spawn (GPU); "
             "on SLURM use hydra/launcher=slurm_gpu (tasks_per_node = trainer.devices)."
         )
+
+
+def unigram_init(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> bool:
+    """Start output biases at the training set's unigram statistics (``model.unigram_init``).
+
+    One backbone: ``log p(w)`` (+ ``log p(w | c)`` rows when ``num_classes``); one per class
+    (``per_class`` classifier): backbone ``c`` gets ``log p(w | c)``. Skipped for pretrained models.
+    """
+    if not cfg.model.get("unigram_init", False) or cfg.model.get("pretrained"):
+        return False
+    from diffusion_lab.models.unigram import unigram_log_probs
+
+    train = dm.datasets["train"]
+    labels = train["label"] if num_classes else [0] * len(train)
+    log_p, log_p_cond = unigram_log_probs(train["input_ids"], labels, len(dm.tokenizer), num_classes)
+    if len(backbones) == 1:
+        backbones[0].init_unigram(log_p, log_p_cond)
+    else:
+        for c, backbone in enumerate(backbones):
+            backbone.init_unigram(log_p_cond[c])
+    return True

@@ -5,8 +5,15 @@ autoregressive LM, the samplers and the likelihood estimator never see backbone-
 
 Conditioning (class labels for generative classifiers) enters every position as an added embedding
 ``condition_embedding[c]`` on top of the token embeddings (measured in DESIGN.md: a label on every
-position beats a single label token by a wide margin on small compute). ``condition`` ids run
+position beats a single label token by a wide margin on small compute), and leaves through a
+per-condition output bias ``condition_bias[c]`` over the vocabulary. ``condition`` ids run
 ``0..num_conditions-1``; by convention the last id means "no label" (unconditional).
+
+Output biases (``output_bias`` for all, ``condition_bias`` per condition) can start at the
+training set's smoothed log unigram frequencies (``init_unigram``): the untrained model then
+predicts ``log p(w)`` (or ``log p(w | c)``) at every masked position, which is the loss level small
+models otherwise spend their first thousand CPU steps reaching (the "unigram plateau"), and a
+class-conditional model starts as a multinomial naive-Bayes classifier.
 """
 
 from __future__ import annotations
@@ -34,6 +41,18 @@ class Denoiser(nn.Module):
         )
         if self.condition_embedding is not None:
             nn.init.zeros_(self.condition_embedding.weight)  # start as the unconditional model
+        self.output_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.condition_bias = nn.Embedding(num_conditions, vocab_size) if num_conditions > 0 else None
+        if self.condition_bias is not None:
+            nn.init.zeros_(self.condition_bias.weight)
+
+    @torch.no_grad()
+    def init_unigram(self, log_p: torch.Tensor, log_p_cond: torch.Tensor | None = None) -> None:
+        """``output_bias = log p(w)``; ``condition_bias[c] = log p(w | c) - log p(w)`` (rows given)."""
+        self.output_bias.copy_(log_p.to(self.output_bias))
+        if log_p_cond is not None and self.condition_bias is not None:
+            rows = log_p_cond.shape[0]
+            self.condition_bias.weight[:rows] = (log_p_cond - log_p[None]).to(self.condition_bias.weight)
 
     def input_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
@@ -61,7 +80,10 @@ class Denoiser(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, condition)
-        return self._backbone_logits(inputs_embeds, attention_mask)
+        logits = self._backbone_logits(inputs_embeds, attention_mask) + self.output_bias.to(inputs_embeds.dtype)
+        if condition is not None and self.condition_bias is not None:
+            logits = logits + self.condition_bias(condition)[:, None, :].to(logits.dtype)
+        return logits
 
     def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from diffusion_lab.builders import build_datamodule, build_lm, build_trainer
+from diffusion_lab.builders import build_datamodule, build_lm, build_trainer, unigram_init
 from diffusion_lab.runs import write_results
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,9 @@ def run(cfg: DictConfig) -> dict:
     run_dir, ckpt_path = resume_target(cfg)
     dm = build_datamodule(cfg, cache_dir=run_dir)
     module = build_lm(cfg, dm.tokenizer, samples_dir=run_dir)
+    if ckpt_path is None:
+        dm.setup()
+        unigram_init(cfg, dm, [module.backbone])
     trainer = build_trainer(cfg, run_dir)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     results = collect_results(trainer, module, started)
