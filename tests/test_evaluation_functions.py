@@ -165,3 +165,26 @@ def test_heatmap_and_report_escape_script(tmp_path):
     report = self_contained_report(evil, [(evil, heat)], {evil: png})
     assert evil not in report and "&lt;script&gt;" in report
     assert "data:image/png;base64," in report and "http" not in report and "<link" not in report
+
+
+def test_suite_sections_on_known_scores():
+    from diffusion_lab.evaluation.models import Scores
+    from diffusion_lab.evaluation.suite import calibration_section, ood_section
+
+    g = torch.Generator().manual_seed(0)
+    joint_in = torch.randn(40, 2, generator=g, dtype=torch.float64) - 50.0
+    joint_out = joint_in - 30.0  # log p(x) = logsumexp_y lower by 30 nats for every OOD item
+    len_in, len_out = [10] * 20 + [30] * 20, [10] * 10 + [30] * 30
+    sec = ood_section({"generative": Scores(joint_in, len_in), "discriminative": Scores(joint_in, len_in)},
+                      {"generative": Scores(joint_out, len_out), "discriminative": Scores(joint_out, len_out)},
+                      None, None, len_in, len_out, "toy", seed=0, bins=2)
+    gen = sec["generative"]
+    assert gen["log_px"]["all"]["auroc"] == 1.0 and gen["log_px"]["all"]["fpr_at_95_tpr"] == 0.0
+    assert gen["log_px"]["length_matched"]["n_in"] == gen["log_px"]["length_matched"]["n_out"] == 30
+    assert 0.3 < gen["max_softmax"]["all"]["auroc"] < 0.7  # the posterior does not see the shift
+    assert sec["discriminative"]["energy"]["all"]["auroc"] == 1.0 and "log_px" not in sec["discriminative"]
+    labels = (joint_in[:, 1] > joint_in[:, 0]).long()  # always right, so scaling sharpens (T < 1)
+    cal, temps = calibration_section({"m": Scores(joint_in, len_in)}, {"m": Scores(joint_in, len_in)}, labels,
+                                     labels, seed=3)
+    assert cal["m"]["predictions_changed_by_scaling"] == 0 and temps["m"] < 1.0
+    assert cal["m"]["val_nll_after"] < cal["m"]["val_nll_before"] and cal["m"]["seed"] == 3
