@@ -104,7 +104,7 @@ class GenerativeClassifier(L.LightningModule):
     # --- scoring -------------------------------------------------------------------------------
     @torch.no_grad()
     def log_joint(self, input_ids, attention_mask, num_draws=None, estimator=None, generator=None,
-                  adaptive=None):
+                  adaptive=None, seed_draws=5):
         """``log p(x | y) + log p(y)`` ``[B, C]`` (float64) and the ``ClassScores`` behind it."""
         hp = self.hparams
         scores = class_log_likelihoods(
@@ -112,6 +112,7 @@ class GenerativeClassifier(L.LightningModule):
             num_draws=num_draws or hp.num_draws, generator=generator,
             adaptive=hp.adaptive_prune if adaptive is None else adaptive,
             first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
+            seed_draws=seed_draws,
         )
         prior = self.log_prior.to(scores.log_lik) if scores.log_lik.dtype == torch.float64 else self.log_prior
         return scores.log_lik + prior, scores

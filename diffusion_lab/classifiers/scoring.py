@@ -119,7 +119,8 @@ def seed_mean_loss_scores(scorer: ClassScorer, input_ids, attention_mask, classe
 
 
 def class_log_likelihoods(clf, input_ids, attention_mask, estimator="elbo_crn", num_draws=8, generator=None,
-                          adaptive=False, first_stage_draws=2, margin=10.0, log_prior=None) -> ClassScores:
+                          adaptive=False, first_stage_draws=2, margin=10.0, log_prior=None,
+                          seed_draws=5) -> ClassScores:
     """``log p(x | y)`` for every class with the configured estimator (see the module docstring)."""
     scorer = ClassScorer(clf)
     classes = list(range(clf.num_classes))
@@ -127,8 +128,8 @@ def class_log_likelihoods(clf, input_ids, attention_mask, estimator="elbo_crn", 
     if estimator == "seed_mean_loss":
         if scorer.autoregressive:
             raise ValueError("classifier.estimator=seed_mean_loss needs a diffusion model; use elbo_crn")
-        ll = seed_mean_loss_scores(scorer, input_ids, attention_mask, classes, mask_id, generator)
-        return ClassScores(ll, None, forward_passes=5.0 * len(classes))
+        ll = seed_mean_loss_scores(scorer, input_ids, attention_mask, classes, mask_id, generator, draws=seed_draws)
+        return ClassScores(ll, None, forward_passes=float(seed_draws * len(classes)))
     if scorer.autoregressive:
         ll, tok = exact_ar_scores(scorer, input_ids, attention_mask, classes)
         return ClassScores(ll, tok, forward_passes=float(len(classes)))

@@ -14,7 +14,7 @@ import joblib
 import lightning as L
 from omegaconf import DictConfig
 
-from diffusion_lab.builders import build_datamodule, build_trainer
+from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
 from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.report import mcnemar_against, model_metrics, render
@@ -66,6 +66,7 @@ def run(cfg: DictConfig) -> dict:
                          "(is the label column set? dataset.label_column=...)")
     prior = log_prior(cfg, dm.splits.train["label"], num_classes)
     clf = build_generative(cfg, dm.tokenizer, num_classes, prior)
+    unigram_init(cfg, dm, [lm.backbone for lm in clf.lms], num_classes)
     dm.tokenizer.save_pretrained(str(out / "tokenizer"))  # now with the label tokens
     trainer = _fit_best(cfg, clf, dm, out)
     steps = trainer.global_step
@@ -80,11 +81,12 @@ def run(cfg: DictConfig) -> dict:
         _fit_best(cfg, disc, dm, out / "discriminative", max_steps=max(steps, 1), max_epochs=-1, max_time=None)
         val_preds["discriminative"], test_preds["discriminative"] = predict(disc, val_loader), predict(disc, test_loader)
     if "tfidf_lr" in cfg.task.baselines:
-        tfidf = TfidfLogReg(seed=cfg.seed).fit(dm.splits.train["text"], dm.splits.train["label"],
-                                               dm.splits.validation["text"], dm.splits.validation["label"])
+        full = cfg.task.get("tfidf_full_text", False)
+        tfidf = TfidfLogReg(seed=cfg.seed).fit(_texts(dm, "train", not full), dm.datasets["train"]["label"],
+                                               _texts(dm, "validation", not full), dm.datasets["validation"]["label"])
         joblib.dump(tfidf, out / "tfidf_lr.joblib")  # task=evaluate reloads it
-        val_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "validation")
-        test_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "test")
+        val_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "validation", full)
+        test_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "test", full)
     results = {
         "status": "finished",
         "models": {name: model_metrics(val_preds[name], test_preds[name]) for name in test_preds},
@@ -105,17 +107,20 @@ def run(cfg: DictConfig) -> dict:
     return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
 
 
-def _texts(dm, split: str) -> list[str]:
-    ds = dm.datasets[split] if hasattr(dm, "datasets") and split in dm.datasets else None
-    return list(ds["text"]) if ds is not None and "text" in ds.column_names else []
+def _texts(dm, split: str, window: bool = False) -> list[str]:
+    """The split's texts in model order; ``window``: only what the models see (the token window)."""
+    ds = dm.datasets[split]
+    if window:
+        return dm.tokenizer.batch_decode([list(map(int, ids)) for ids in ds["input_ids"]], skip_special_tokens=True)
+    return list(ds["text"])
 
 
-def _tfidf_preds(tfidf, dm, split: str):
+def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
     import torch
 
     from diffusion_lab.classifiers.predict import Predictions
 
-    texts = _texts(dm, split)
+    texts = _texts(dm, split, window=not full_text)
     labels = [int(x) for x in dm.datasets[split]["label"]]
     log_probs, rate = tfidf.log_probs(texts)
     return Predictions(torch.tensor(log_probs, dtype=torch.float64), torch.tensor(labels), rate, 0.0)
