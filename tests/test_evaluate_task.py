@@ -17,7 +17,7 @@ HAVE_DATA = (DATA_DIR / "rt_polarity").is_dir() and (DATA_DIR / "wikitext2").is_
 DATASETS = (["eval.shift_dataset=rt_polarity", "eval.ood_dataset=wikitext2"] if HAVE_DATA else
             ["eval.shift_dataset=synthetic_sentiment",
              "eval.ood_dataset=synthetic_sentiment_3class"])
-SMALL_EVAL = ["eval.num_draws=2", "eval.max_val=24", "eval.max_examples=24", "eval.robustness_examples=16",
+SMALL_EVAL = ["eval.num_draws=2", "eval.max_val=24", "eval.max_examples=48", "eval.robustness_examples=16",
               "eval.strengths=[0.3]", "eval.deletion_examples=8", "eval.deletion_ks=[1,3]", "eval.explain_examples=2",
               "eval.batch_size=16", *DATASETS]
 
@@ -44,8 +44,13 @@ def test_training_hook_writes_every_section_for_every_model(evaluated_run):
     for section in ("calibration", "robustness", "shift", "ood"):
         assert set(ev[section]) == models, section
     assert set(ev["explanations"]) == {"generative", "discriminative"}
+    trained = json.loads((evaluated_run / "results.json").read_text())["models"]
+    for name in ("discriminative", "tfidf_lr"):  # deterministic models on the run's own test items: same numbers
+        assert ev["calibration"][name]["before"]["accuracy"] == trained[name]["accuracy"], name
+        assert ev["calibration"][name]["before"]["nll"] == pytest.approx(trained[name]["nll"], abs=1e-5), name
+    assert ev["meta"]["tfidf_sees"] == "token window"
     for name, entry in ev["calibration"].items():
-        assert entry["n_test"] == 24 and entry["seed"] == 0 and entry["before"]["n"] == 24
+        assert entry["n_test"] == 48 and entry["seed"] == 0 and entry["before"]["n"] == 48
         # temperature scaling (fitted on validation) never changes a prediction and never raises validation NLL
         assert entry["predictions_changed_by_scaling"] == 0, name
         assert entry["before"]["accuracy"] == entry["after"]["accuracy"], name
@@ -57,12 +62,12 @@ def test_training_hook_writes_every_section_for_every_model(evaluated_run):
             assert row["strengths"] == [0.0, 0.3] and len(row["accuracy"]) == len(row["ece"]) == 2
             assert row["n"] == 16 and row["seed"] == 0
     for entry in ev["shift"].values():
-        assert entry["n"] == 24 and entry["seed"] == 0 and 0 <= entry["before"]["accuracy"] <= 1
+        assert entry["n"] == 48 and entry["seed"] == 0 and 0 <= entry["before"]["accuracy"] <= 1
     gen_ood = ev["ood"]["generative"]
     assert {"log_px", "log_px_per_token", "log_px_unconditional", "max_softmax"} <= set(gen_ood)
     assert {"max_softmax", "energy"} <= set(ev["ood"]["discriminative"])
     for kind in ("log_px", "log_px_per_token"):
-        assert 0 <= gen_ood[kind]["all"]["auroc"] <= 1 and gen_ood[kind]["all"]["n_in"] == 24
+        assert 0 <= gen_ood[kind]["all"]["auroc"] <= 1 and gen_ood[kind]["all"]["n_in"] == 48
         assert "length_matched" in gen_ood[kind]
     for entry in ev["explanations"].values():
         curve = entry["deletion"]

@@ -7,7 +7,9 @@ perturbed versions of the same items share their random numbers as far as shapes
 backbone with a head (logits). ``tfidf_lr``: TF-IDF + logistic regression (log probabilities).
 
 Texts are tokenised like training (no special tokens, truncated to the run's ``data.max_length``);
-a text with no tokens left (e.g. every word deleted) becomes the single ``<unk>`` token.
+a text with no tokens left (e.g. every word deleted) becomes the single ``<unk>`` token. TF-IDF reads
+what it was trained on: the same token window decoded back to text (``tfidf_window``, the default of
+runs with ``task.tfidf_full_text=false``) or the whole text.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ class RunModels:
     """The loaded models of one run (``load_classifier_run``) and how to score text with them."""
 
     def __init__(self, clf, baselines: dict, tokenizer, max_length: int, batch_size: int = 32,
-                 num_draws: int | None = None, seed: int = 0, infill: bool = True, only=None):
+                 num_draws: int | None = None, seed: int = 0, infill: bool = True, only=None,
+                 tfidf_window: bool = False):
         self.clf, self.baselines, self.tokenizer = clf, baselines, tokenizer
+        self.tfidf_window = tfidf_window
         self.max_length, self.batch_size, self.seed = max_length, batch_size, seed
         self.num_draws = int(num_draws or clf.hparams.num_draws)
         self.collate = PadCollator(tokenizer.pad_token_id)
@@ -84,6 +88,8 @@ class RunModels:
         if name == "tfidf_lr":
             if texts is None:
                 raise ValueError("tfidf_lr scores texts, not token ids")
+            if self.tfidf_window:  # what the neural models see, as text (as train_classifier fits it)
+                texts = self.tokenizer.batch_decode(self.encode(texts), skip_special_tokens=True)
             log_probs, _ = self.baselines["tfidf_lr"].log_probs(list(texts))
             return Scores(torch.as_tensor(log_probs, dtype=torch.float64), [len(t.split()) for t in texts])
         ids = self.encode(texts) if ids is None else [list(x) if len(x) else [self.filler] for x in ids]
