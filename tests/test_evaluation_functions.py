@@ -180,6 +180,9 @@ def test_suite_sections_on_known_scores():
                       None, None, len_in, len_out, "toy", seed=0, bins=2)
     gen = sec["generative"]
     assert gen["log_px"]["all"]["auroc"] == 1.0 and gen["log_px"]["all"]["fpr_at_95_tpr"] == 0.0
+    assert gen["log_px"]["all"]["auroc_ci95"] == pytest.approx([1.0, 1.0])
+    low, high = gen["max_softmax"]["all"]["auroc_ci95"]
+    assert low < gen["max_softmax"]["all"]["auroc"] < high
     assert gen["log_px"]["length_matched"]["n_in"] == gen["log_px"]["length_matched"]["n_out"] == 30
     assert 0.3 < gen["max_softmax"]["all"]["auroc"] < 0.7  # the posterior does not see the shift
     assert sec["discriminative"]["energy"]["all"]["auroc"] == 1.0 and "log_px" not in sec["discriminative"]

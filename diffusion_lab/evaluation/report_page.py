@@ -70,10 +70,12 @@ def _ood(sec: dict) -> str:
             if not isinstance(res, dict) or "all" not in res:
                 continue
             m = res["length_matched"]
-            rows.append([n, kind, res["all"]["auroc"], res["all"]["fpr_at_95_tpr"], m.get("auroc"),
-                         m.get("fpr_at_95_tpr"), f"{res['all']['n_in']}/{res['all']['n_out']}",
+            rows.append([n, kind, res["all"]["auroc"], res["all"].get("auroc_ci95"), res["all"]["fpr_at_95_tpr"],
+                         m.get("auroc"), m.get("auroc_ci95"), m.get("fpr_at_95_tpr"),
+                         f"{res['all']['n_in']}/{res['all']['n_out']}",
                          f"{m.get('n_in')}/{m.get('n_out')}"])
-    return table(["model", "score", "AUROC", "FPR@95%TPR", "AUROC (length-matched)", "FPR@95 (matched)",
+    return table(["model", "score", "AUROC", "95% CI", "FPR@95%TPR", "AUROC (length-matched)", "95% CI",
+                  "FPR@95 (matched)",
                   "n in/out", "n matched in/out"], rows)
 
 

@@ -4,12 +4,13 @@
   validation NLL before / after, how many predictions scaling changed (always 0), McNemar vs generative.
 - ``robustness``: accuracy (Wilson 95%) and ECE (before / after scaling) against perturbation strength.
 - ``shift``: the same on another dataset with the same labels (temperatures from the home validation).
-- ``ood``: AUROC and FPR@95%TPR of each model's scores, all items and length-matched.
+- ``ood``: AUROC (bootstrap 95% interval) and FPR@95%TPR of each model's scores, all items and length-matched.
 - ``explanations``: lives in ``explain.py`` (deletion curves + heatmaps).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from diffusion_lab.evaluation.ood import energy_score, length_matched_indices, max_softmax_score, ood_metrics
@@ -109,6 +110,18 @@ def ood_scores(name: str, s, uncond=None) -> dict[str, torch.Tensor]:
     return out
 
 
+def ood_with_interval(s_in, s_out, seed: int, n_boot: int = 200) -> dict:
+    """``ood_metrics`` plus a percentile-bootstrap 95% interval of the AUROC (in and out resampled
+    separately, ``n_boot`` times, seeded)."""
+    res = ood_metrics(s_in, s_out)
+    rng = np.random.default_rng(seed)
+    s_in, s_out = torch.as_tensor(s_in), torch.as_tensor(s_out)
+    boots = [ood_metrics(s_in[rng.integers(0, len(s_in), len(s_in))],
+                         s_out[rng.integers(0, len(s_out), len(s_out))])["auroc"] for _ in range(n_boot)]
+    return {**res, "auroc_ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+            "bootstrap": n_boot, "seed": seed}
+
+
 def ood_section(scores_in: dict, scores_out: dict, uncond_in, uncond_out, lengths_in, lengths_out,
                 dataset: str, seed: int, bins: int = 10) -> dict:
     """``{model: {score: {all: metrics, length_matched: metrics}}}``; lengths are in model tokens."""
@@ -121,9 +134,9 @@ def ood_section(scores_in: dict, scores_out: dict, uncond_in, uncond_out, length
         entry = {"dataset": dataset, "seed": seed, "mean_tokens_in": float(torch.tensor(lengths_in).double().mean()),
                  "mean_tokens_out": float(torch.tensor(lengths_out).double().mean())}
         for kind in s_in:
-            res = {"all": ood_metrics(s_in[kind], s_out[kind])}
+            res = {"all": ood_with_interval(s_in[kind], s_out[kind], seed)}
             if keep_in and keep_out:
-                res["length_matched"] = ood_metrics(s_in[kind][keep_in], s_out[kind][keep_out])
+                res["length_matched"] = ood_with_interval(s_in[kind][keep_in], s_out[kind][keep_out], seed)
             else:
                 res["length_matched"] = {"skipped": "no length bin holds both in- and out-of-distribution items",
                                          **matched}

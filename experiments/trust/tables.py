@@ -19,6 +19,10 @@ def _ci(pair) -> str:
     return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
 
 
+def _auroc_ci(res: dict) -> str:
+    return _ci(res["auroc_ci95"]) if "auroc_ci95" in res else "-"
+
+
 def _p(value) -> str:
     return "-" if value is None else f"{value:.3g}"
 
@@ -59,10 +63,12 @@ def tables(ev: dict) -> str:
             for kind, res in e.items():
                 if isinstance(res, dict) and "all" in res:
                     m = res["length_matched"]
-                    rows.append([n, kind, f"{res['all']['auroc']:.3f}", f"{res['all']['fpr_at_95_tpr']:.3f}",
-                                 f"{m.get('auroc', float('nan')):.3f}", f"{m.get('fpr_at_95_tpr', float('nan')):.3f}",
+                    rows.append([n, kind, f"{res['all']['auroc']:.3f}", _auroc_ci(res["all"]),
+                                 f"{res['all']['fpr_at_95_tpr']:.3f}", f"{m.get('auroc', float('nan')):.3f}", _auroc_ci(m),
+                                 f"{m.get('fpr_at_95_tpr', float('nan')):.3f}",
                                  f"{res['all']['n_in']}/{res['all']['n_out']}", f"{m.get('n_in')}/{m.get('n_out')}"])
-        out.append(_table(["model", "score", "AUROC", "FPR@95", "AUROC matched", "FPR@95 matched", "n in/out",
+        out.append(_table(["model", "score", "AUROC", "95% CI", "FPR@95", "AUROC matched", "95% CI", "FPR@95 matched",
+                           "n in/out",
                            "n matched"], rows))
     if ev.get("explanations"):
         out.append("\n### Deletion test (p of the original prediction after deleting k tokens)\n")
