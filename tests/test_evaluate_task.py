@@ -72,6 +72,7 @@ def test_training_hook_writes_every_section_for_every_model(evaluated_run):
     for entry in ev["explanations"].values():
         curve = entry["deletion"]
         assert curve["ks"] == [1, 3] and len(curve["attributed"]) == len(curve["random"]) == 2 and curve["n"] == 8
+        assert len(curve["attributed_ci95"]) == len(curve["random_ci95"]) == 2
         ex = entry["examples"][0]
         assert len(ex["tokens"]) == len(ex["attributions"]) and entry["seed"] == 0
     for name in ("report.html", "explanations.html", "calibration.png", "calibration_after_ts.png", "robustness.png",

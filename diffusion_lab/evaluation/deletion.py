@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from diffusion_lab.evaluation.perturbations import item_seed
+from diffusion_lab.metrics.classification import mean_ci95
 
 
 def _delete(tokens: list[str], drop: set[int]) -> list[str]:
@@ -43,8 +44,9 @@ def deletion_curve(
     lists and returns [N, C] probabilities; it is called once per k and curve.
 
     baseline: "both" (default), "attributed" or "random": which curves to compute (a generative
-    classifier is expensive to call). Returns {"ks", "n", "<curve>", "<curve>_accuracy",
-    "original_prob", "original_accuracy"}: accuracy is against `labels` at each k.
+    classifier is expensive to call). Returns {"ks", "n", "<curve>", "<curve>_ci95", "<curve>_accuracy",
+    "original_prob", "original_accuracy"}: accuracy is against `labels` at each k; ``_ci95`` is the
+    Student-t 95% interval of the mean probability over items at each k.
     """
     if baseline not in ("both", "attributed", "random"):
         raise ValueError(f"baseline must be 'both', 'attributed' or 'random', got {baseline!r}")
@@ -57,9 +59,11 @@ def deletion_curve(
     pred = p0.argmax(1)
     rows = torch.arange(len(tokens))
 
-    def score(batch: list[list[str]]) -> tuple[float, float]:
+    def score(batch: list[list[str]]) -> tuple[float, float, list[float]]:
         p = torch.as_tensor(predict_proba(batch)).double()
-        return float(p[rows, pred].mean()), float((p.argmax(1) == y).double().mean())
+        kept = p[rows, pred]
+        ci = list(mean_ci95(kept.tolist())[1:]) if len(kept) > 1 else [float("nan")] * 2
+        return float(kept.mean()), float((p.argmax(1) == y).double().mean()), ci
 
     out: dict = {
         "ks": [int(k) for k in ks],
@@ -75,14 +79,15 @@ def deletion_curve(
         random_orders.append(perm)
     curves = ["attributed", "random"] if baseline == "both" else [baseline]
     for name in curves:
-        probs, accs = [], []
+        probs, accs, cis = [], [], []
         for k in ks:
             if name == "attributed":
                 drops = [_top_k(a, k) for a in attributions]
             else:
                 drops = [set(perm[:k]) for perm in random_orders]
-            p, a = score([_delete(t, d) for t, d in zip(tokens, drops, strict=True)])
+            p, a, ci = score([_delete(t, d) for t, d in zip(tokens, drops, strict=True)])
             probs.append(p)
             accs.append(a)
-        out[name], out[f"{name}_accuracy"] = probs, accs
+            cis.append(ci)
+        out[name], out[f"{name}_accuracy"], out[f"{name}_ci95"] = probs, accs, cis
     return out

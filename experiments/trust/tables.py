@@ -76,10 +76,12 @@ def tables(ev: dict) -> str:
         for n, e in ev["explanations"].items():
             d = e["deletion"]
             for curve in ("attributed", "random"):
-                rows.append([n, curve, f"{d['original_prob']:.3f}", *[f"{v:.3f}" for v in d[curve]],
+                ci = _ci(d[curve + "_ci95"][-1]) if curve + "_ci95" in d else "-"
+                rows.append([n, curve, f"{d['original_prob']:.3f}", *[f"{v:.3f}" for v in d[curve]], ci,
                              f"{d[curve + '_accuracy'][-1]:.3f}", str(d["n"])])
         ks = next(iter(ev["explanations"].values()))["deletion"]["ks"]
-        out.append(_table(["model", "deleted", "k=0", *[f"k={k}" for k in ks], f"accuracy at k={ks[-1]}", "n"], rows))
+        out.append(_table(["model", "deleted", "k=0", *[f"k={k}" for k in ks], f"95% CI at k={ks[-1]}",
+                           f"accuracy at k={ks[-1]}", "n"], rows))
     return "\n".join(out) + "\n"
 
 
