@@ -122,6 +122,11 @@ def validate(cfg: DictConfig) -> None:
             f"model.pretrained={cfg.model.pretrained!r} needs its own tokenizer: add tokenizer=pretrained "
             "(a BPE trained on the data does not match pretrained embeddings)"
         )
+    if cfg.get("model") and cfg.model.get("objective") == "autoregressive" and cfg.model.get("family") != "gpt2":
+        raise ConfigError(
+            f"model.objective=autoregressive needs a causal backbone; model={cfg.model.get('name')} "
+            f"({cfg.model.get('family')}) is an encoder. Use model=gpt2_tiny or model=gpt2 (tokenizer=gpt2)"
+        )
     _check_pretrained_reachable(cfg)
     for section in ("masking", "sampler"):
         if section in cfg and cfg[section] is not None:

@@ -169,6 +169,6 @@ def test_gpt2_diffusion_with_attention_annealing_trains(gpt2_run):
 
 def test_autoregressive_roberta_is_a_clear_error_before_training(tiny_run, tmp_path):
     # raised by RobertaDenoiser when the model is built (wrapped by hydra's instantiate), before fit
-    with pytest.raises(Exception, match="not possible with a RoBERTa backbone"):
+    with pytest.raises(Exception, match="needs a causal backbone"):
         tiny_run(["model.objective=autoregressive"], "roberta_ar")
     assert not (tmp_path / "roberta_ar" / "checkpoints").exists()

@@ -37,6 +37,7 @@ def test_every_group_option_composes(group, tmp_path):
         ("data.batch_size=abc", "data.batch_size"),
         ("sampler.schedule=zigzag", "sampler.schedule"),
         ("classifier.estimator=magic", "classifier.estimator"),
+        ("model.objective=autoregressive", "model.objective"),
     ],
 )
 def test_bad_values_fail_validation_naming_the_key(override, key, tmp_path):

@@ -27,7 +27,6 @@ Differences from ``DiffusionLM``, each on purpose:
 from __future__ import annotations
 
 import math
-import time
 
 import lightning as L
 import torch
@@ -36,10 +35,11 @@ from torchmetrics.aggregation import SumMetric
 from diffusion_lab.models.autoregressive import ar_token_scores
 from diffusion_lab.models.autoregressive import start_token_id as tokenizer_start_token
 from diffusion_lab.models.denoiser import Denoiser
+from diffusion_lab.models.throughput import TokenThroughputMixin
 from diffusion_lab.samplers.autoregressive import as_autoregressive
 
 
-class AutoregressiveLM(L.LightningModule):
+class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
     """Causal LM over a causal ``Denoiser`` (``backbone.causal``; GPT-2 with objective=autoregressive).
 
     Arguments are ``DiffusionLM``'s; ``start_token_id`` defaults to the tokenizer's bos (else eos).
@@ -83,7 +83,6 @@ class AutoregressiveLM(L.LightningModule):
         self.val_nll_sum, self.val_tokens = SumMetric(), SumMetric()
         self.val_nll_sum.set_dtype(torch.float64)
         self.val_tokens.set_dtype(torch.float64)
-        self._train_time, self._train_tokens, self._batch_start = 0.0, 0, None
         self.last_samples: list[str] = []
 
     # --- model ---------------------------------------------------------------------------------
@@ -152,22 +151,6 @@ class AutoregressiveLM(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=ids.shape[0])
         return loss
 
-    # --- throughput: real (non-padding) tokens per second of forward + backward + step -------------
-    def on_train_batch_start(self, batch, batch_idx):
-        self._batch_start = time.perf_counter()
-
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self._batch_start is None:
-            return
-        dt = time.perf_counter() - self._batch_start
-        tokens = int(batch["attention_mask"].sum())
-        self._train_time += dt
-        self._train_tokens += tokens
-        self.log("train/tokens_per_s", tokens / max(dt, 1e-9), batch_size=1)
-
-    def train_tokens_per_s(self) -> float | None:
-        """Mean training throughput of this process since the start (or resume) of fit."""
-        return self._train_tokens / self._train_time if self._train_time > 0 else None
 
     # --- validation: exact NLL, float64 sums -------------------------------------------------------
     def validation_step(self, batch, batch_idx):

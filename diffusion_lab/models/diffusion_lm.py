@@ -9,18 +9,18 @@ NLL per token, bits per token and perplexity bound. Samples are generated at eac
 from __future__ import annotations
 
 import math
-import time
 
 import lightning as L
 import torch
 from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
-from diffusion_lab.masking import MaskingSchedule, rate_buckets
+from diffusion_lab.masking import MaskingSchedule, rate_buckets, token_nll
 from diffusion_lab.models.denoiser import Denoiser
+from diffusion_lab.models.throughput import TokenThroughputMixin
 
 
-class DiffusionLM(L.LightningModule):
+class DiffusionLM(TokenThroughputMixin, L.LightningModule):
     """Masked-diffusion LM over any ``Denoiser`` backbone.
 
     ``optimizer`` / ``scheduler`` are partials (Hydra ``_partial_: true``) called in
@@ -56,7 +56,6 @@ class DiffusionLM(L.LightningModule):
         self.val_nll_sum, self.val_tokens = SumMetric(), SumMetric()
         self.val_nll_sum.set_dtype(torch.float64)
         self.val_tokens.set_dtype(torch.float64)
-        self._train_time, self._train_tokens, self._batch_start = 0.0, 0, None
         self.last_samples: list[str] = []
 
     # --- model ---------------------------------------------------------------------------------
@@ -87,7 +86,7 @@ class DiffusionLM(L.LightningModule):
         ids, att = batch["input_ids"], batch["attention_mask"]
         out = self.training_loss(ids, att, self._condition(batch))
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=ids.shape[0])
-        self._log_buckets(out["logits"].detach(), ids, out["masked"], out["rates"])
+        self._log_buckets(out["nll"].detach(), out["masked"], out["rates"])
         return out["loss"]
 
     def training_loss(self, input_ids, attention_mask, condition=None, condition_fn=None) -> dict:
@@ -95,7 +94,7 @@ class DiffusionLM(L.LightningModule):
 
         ``condition_fn(masked) -> condition`` lets a caller make the condition depend on which
         positions were masked (the conditional classifier hides the label when its token is masked).
-        Returns ``loss``, ``logits``, ``masked``, ``rates``.
+        Returns ``loss``, ``logits``, per-token ``nll``, ``masked``, ``rates``.
         """
         t = self.masking.sample_t(input_ids.shape[0], self.mask_generator).to(input_ids.device)
         rates = self.masking.rate(t)
@@ -104,40 +103,24 @@ class DiffusionLM(L.LightningModule):
         if condition_fn is not None:
             condition = condition_fn(masked)
         logits = self(x_t, attention_mask, condition)
-        loss = self.masking.loss(logits, input_ids, attention_mask, masked, t)
-        return {"loss": loss, "logits": logits, "masked": masked, "rates": rates}
+        nll = token_nll(logits, input_ids)
+        loss = self.masking.loss(logits, input_ids, attention_mask, masked, t, nll=nll)
+        return {"loss": loss, "logits": logits, "nll": nll, "masked": masked, "rates": rates}
 
     def _cpu_gen(self, ids):
         # the generator lives on the CPU; masks are drawn there for any device, then moved
         return self.mask_generator if ids.device.type == "cpu" else None
 
-    def _log_buckets(self, logits, ids, masked, rates):
+    def _log_buckets(self, nll, masked, rates):
         """Unweighted masked cross-entropy per masking-rate bucket (``train/loss_mask_0.1`` ...)."""
-        from diffusion_lab.masking import token_nll
-
-        nll = token_nll(logits, ids) * masked
-        for bucket in rate_buckets(rates).unique():
-            rows = rate_buckets(rates) == bucket
+        nll = nll * masked
+        buckets = rate_buckets(rates)
+        for bucket in buckets.unique():
+            rows = buckets == bucket
             n = masked[rows].sum()
             if n > 0:
                 self.log(f"train/loss_mask_{bucket.item():.1f}", nll[rows].sum() / n, batch_size=int(rows.sum()))
 
-    # --- throughput: real (non-padding) tokens per second of forward + backward + step -------------
-    def on_train_batch_start(self, batch, batch_idx):
-        self._batch_start = time.perf_counter()
-
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self._batch_start is None:
-            return
-        dt = time.perf_counter() - self._batch_start
-        tokens = int(batch["attention_mask"].sum())
-        self._train_time += dt
-        self._train_tokens += tokens
-        self.log("train/tokens_per_s", tokens / max(dt, 1e-9), batch_size=1)
-
-    def train_tokens_per_s(self) -> float | None:
-        """Mean training throughput of this process since the start (or resume) of fit."""
-        return self._train_tokens / self._train_time if self._train_time > 0 else None
 
     # --- validation: the likelihood bound ---------------------------------------------------------
     def on_validation_epoch_start(self):
@@ -173,6 +156,9 @@ class DiffusionLM(L.LightningModule):
                  condition: int | None = None, return_output: bool = False):
         """Decode ``prompts`` into texts of ``length`` tokens (prompt included) with ``sampler``."""
         sampler = sampler or self.sampler
+        if getattr(sampler, "autoregressive", False) or type(sampler).__name__ == "AutoregressiveSampler":
+            raise ValueError("sampler=autoregressive generates left to right with a causal model; a diffusion "
+                             "model needs sampler=confidence, random_remask or ddpm_cache")
         tok = self.tokenizer
         prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if p else [] for p in prompts]
         if any(len(p) >= length for p in prompt_ids):
