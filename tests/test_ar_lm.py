@@ -172,3 +172,15 @@ def test_autoregressive_roberta_is_a_clear_error_before_training(tiny_run, tmp_p
     with pytest.raises(Exception, match="needs a causal backbone"):
         tiny_run(["model.objective=autoregressive"], "roberta_ar")
     assert not (tmp_path / "roberta_ar" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("mode, dataset", [("conditional", "synthetic_sentiment"), ("per_class", "synthetic_sentiment_3class")])
+def test_autoregressive_generative_classifier_runs_for_2_and_3_classes(gpt2_run, mode, dataset):
+    """The AR backbone scores exact log p(x | y): one forward pass per class, posteriors sum to one."""
+    results, out = gpt2_run([*AR, "task=train_classifier", f"classifier={mode}", f"dataset={dataset}",
+                             "task.val_draws=1", "eval.max_test=12", "task.baselines=[]"], f"ar_{mode}")
+    generative = results["models"]["generative"]
+    classes = 2 if dataset == "synthetic_sentiment" else 3
+    assert generative["n"] == 12 and len(generative["confusion_matrix"]) == classes
+    assert generative["forward_passes_per_example"] == classes  # exact: no Monte Carlo draws
+    assert (out / "predictions.csv").exists()
