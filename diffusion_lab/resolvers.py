@@ -1,7 +1,7 @@
 """OmegaConf resolvers under the ``dl.`` prefix, registered on import of ``diffusion_lab.app``.
 
 ``${dl.data_dir:}``: env ``DIFFUSION_LAB_DATA_DIR``, else ``../shared/data`` beside the checkout,
-else ``./data``. ``${dl.run_name:}``: experiment + overrides. ``${dl.sweep_group:}``: the sweep
+else ``./data``. ``${dl.wandb_tags:${tags}}``: tags + experiment + this job's overrides. ``${dl.run_name:}``: experiment + overrides. ``${dl.sweep_group:}``: the sweep
 directory's name in multirun (W&B group), else null.
 """
 
@@ -47,8 +47,23 @@ def sweep_group():
     return Path(hc.sweep.dir).name and f"sweep-{Path(hc.sweep.dir).parent.name}-{Path(hc.sweep.dir).name}"
 
 
+def wandb_tags(tags=None) -> list[str]:
+    """``tags`` from config + the experiment + this job's overrides (in a sweep: the swept values)."""
+    out = [str(t) for t in (tags or [])]
+    hc = _hydra_cfg()
+    if hc is not None:
+        for o in hc.overrides.task:
+            if o.startswith("+experiment="):
+                out.append(o.split("=", 1)[1])
+            elif not o.startswith(("hydra.", "output_dir", "run_dir")):
+                out.append(o.lstrip("+~"))
+    return [t[:64] for t in dict.fromkeys(out)]  # W&B limits a tag to 64 characters
+
+
 def register() -> None:
-    for name, fn in {"dl.data_dir": default_data_dir, "dl.run_name": run_name, "dl.sweep_group": sweep_group}.items():
+    resolvers = {"dl.data_dir": default_data_dir, "dl.run_name": run_name, "dl.sweep_group": sweep_group,
+                 "dl.wandb_tags": wandb_tags}
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

@@ -155,6 +155,8 @@ def test_sweep_jobs_share_one_wandb_group(sweep_2x2):
     for job in sorted(p for p in sweep_2x2.iterdir() if p.is_dir()):
         cfg = OmegaConf.load(job / "config_resolved.yaml")
         assert cfg.logger.wandb.job_type == "train_lm" and "quickstart" in cfg.logger.wandb.tags
+        swept = {t.split("=")[0] for t in cfg.logger.wandb.tags if "=" in t}
+        assert {"masking.max_rate", "trainer.max_epochs"} <= swept  # the swept keys are tags too
         groups.add(cfg.logger.wandb.group)
         (run_file,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
         assert cfg.logger.wandb.group.encode() in run_file.read_bytes()   # what W&B will upload
