@@ -122,3 +122,9 @@ def test_missing_pretrained_weights_name_the_offline_options(tmp_path):
 
     with pytest.raises(RuntimeError, match="model=roberta_tiny"):
         RobertaDenoiser(vocab_size=50, pad_token_id=1, pretrained=str(tmp_path / "absent"))
+
+
+def test_generate_longer_than_the_position_window_is_a_clear_error(tiny_run):
+    _, train_dir = tiny_run(["trainer.max_steps=1"], "train")
+    with pytest.raises(ValueError, match="position window"):
+        tiny_run(["task=generate", f"run_dir={train_dir}", "task.length=500"], "gen")

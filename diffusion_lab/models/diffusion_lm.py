@@ -161,6 +161,10 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
                              "model needs sampler=confidence, random_remask or ddpm_cache")
         tok = self.tokenizer
         prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if p else [] for p in prompts]
+        window = getattr(self.backbone, "max_length", None)
+        if window is not None and length > window:
+            raise ValueError(f"length={length} exceeds the model's position window of {window} tokens (set by the "
+                             "trained run's data.max_length); ask for a shorter task.length")
         if any(len(p) >= length for p in prompt_ids):
             raise ValueError(f"a prompt is {max(map(len, prompt_ids))} tokens long; length={length} must exceed it")
         gen = torch.Generator().manual_seed(self.hparams.seed if seed is None else seed)
