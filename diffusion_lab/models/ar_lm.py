@@ -35,6 +35,7 @@ from torchmetrics.aggregation import SumMetric
 from diffusion_lab.models.autoregressive import ar_token_scores
 from diffusion_lab.models.autoregressive import start_token_id as tokenizer_start_token
 from diffusion_lab.models.denoiser import Denoiser
+from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
 from diffusion_lab.samplers.autoregressive import as_autoregressive
 
@@ -183,28 +184,7 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
                  condition: int | None = None, return_output: bool = False):
         """Decode ``prompts`` into texts of ``length`` tokens (prompt included), one token per step."""
         sampler = as_autoregressive(sampler or self.sampler, self.hparams.start_token_id)
-        tok = self.tokenizer
-        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if p else [] for p in prompts]
-        window = getattr(self.backbone, "max_length", None)
-        if window is not None and length > window:
-            raise ValueError(f"length={length} exceeds the model's position window of {window} tokens (set by the "
-                             "trained run's data.max_length); ask for a shorter task.length")
-        if any(len(p) >= length for p in prompt_ids):
-            raise ValueError(f"a prompt is {max(map(len, prompt_ids))} tokens long; length={length} must exceed it")
-        gen = torch.Generator().manual_seed(self.hparams.seed if seed is None else seed)
-        cond = None if condition is None else torch.full((len(prompts),), condition, device=self.device)
-
-        def denoise(x, att):
-            return self.backbone(x, att, condition=None if cond is None else cond[: x.shape[0]])
-
-        was_training = self.training
-        self.eval()
-        out = sampler.sample(denoise, prompt_ids, length, self.hparams.mask_token_id,
-                             forbidden_token_ids=sorted(set(tok.all_special_ids)), generator=gen,
-                             return_trajectory=return_output, device=self.device)
-        self.train(was_training)
-        texts = tok.batch_decode(out.tokens.tolist(), skip_special_tokens=True)
-        return (texts, out) if return_output else texts
+        return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
 
     def configure_optimizers(self):
         from diffusion_lab.optim import configure_optimizers

@@ -17,6 +17,7 @@ from torchmetrics.aggregation import SumMetric
 from diffusion_lab.likelihood import elbo_log_likelihood
 from diffusion_lab.masking import MaskingSchedule, rate_buckets, token_nll
 from diffusion_lab.models.denoiser import Denoiser
+from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
 
 
@@ -159,30 +160,7 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
         if getattr(sampler, "autoregressive", False) or type(sampler).__name__ == "AutoregressiveSampler":
             raise ValueError("sampler=autoregressive generates left to right with a causal model; a diffusion "
                              "model needs sampler=confidence, random_remask or ddpm_cache")
-        tok = self.tokenizer
-        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if p else [] for p in prompts]
-        window = getattr(self.backbone, "max_length", None)
-        if window is not None and length > window:
-            raise ValueError(f"length={length} exceeds the model's position window of {window} tokens (set by the "
-                             "trained run's data.max_length); ask for a shorter task.length")
-        if any(len(p) >= length for p in prompt_ids):
-            raise ValueError(f"a prompt is {max(map(len, prompt_ids))} tokens long; length={length} must exceed it")
-        gen = torch.Generator().manual_seed(self.hparams.seed if seed is None else seed)
-        cond = None if condition is None else torch.full((len(prompts),), condition, device=self.device)
-
-        def denoise(x, att):
-            return self.backbone(x, att, condition=cond if cond is None else cond[: x.shape[0]])
-
-        was_training = self.training
-        self.eval()
-        out = sampler.sample(
-            denoise, prompt_ids, length, self.hparams.mask_token_id,
-            forbidden_token_ids=sorted(set(tok.all_special_ids)), generator=gen,
-            return_trajectory=return_output, device=self.device,
-        )
-        self.train(was_training)
-        texts = tok.batch_decode(out.tokens.tolist(), skip_special_tokens=True)
-        return (texts, out) if return_output else texts
+        return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
 
     def _record_samples(self):
         from diffusion_lab.logging_utils import log_samples
