@@ -128,3 +128,18 @@ def test_generate_longer_than_the_position_window_is_a_clear_error(tiny_run):
     _, train_dir = tiny_run(["trainer.max_steps=1"], "train")
     with pytest.raises(ValueError, match="position window"):
         tiny_run(["task=generate", f"run_dir={train_dir}", "task.length=500"], "gen")
+
+
+def test_roberta_position_table_does_not_grow_with_a_large_pad_id():
+    """GPT-2's BPE puts <pad> at 50258: the position table stays max_length + 3 rows, pad is the padding row."""
+    from diffusion_lab.models.roberta import RobertaDenoiser
+
+    model = RobertaDenoiser(vocab_size=50259, pad_token_id=50258, max_length=16, hidden_size=16,
+                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    positions = model.model.roberta.embeddings.position_embeddings
+    words = model.model.get_input_embeddings()
+    assert positions.num_embeddings == 16 + 3
+    assert words.padding_idx == 50258 and words.weight[50258].abs().sum() == 0
+    assert words.weight[1].abs().sum() > 0  # id 1 is an ordinary token of this tokenizer
+    x = torch.randint(0, 50000, (2, 16))
+    assert model(x).shape == (2, 16, 50259)

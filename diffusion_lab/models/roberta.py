@@ -8,6 +8,19 @@ from transformers import RobertaConfig, RobertaForMaskedLM
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.pretrained import load_pretrained
 
+POSITION_PAD = 1  #: the pad id RoBERTa's position numbering is built around (its own tokenizer's)
+
+
+def _set_word_padding(model, pad_token_id: int, init_std: float) -> None:
+    """Make the tokenizer's pad id (not ``POSITION_PAD``) the word embedding's padding row."""
+    if pad_token_id == POSITION_PAD:
+        return
+    emb = model.get_input_embeddings()
+    with torch.no_grad():
+        emb.weight[POSITION_PAD].normal_(0.0, init_std)  # an ordinary token of this tokenizer
+        emb.weight[pad_token_id].zero_()
+    emb.padding_idx = pad_token_id
+
 
 class RobertaDenoiser(Denoiser):
     """Bidirectional encoder + LM head. ``pretrained`` (hub id or local folder) overrides the sizes.
@@ -48,13 +61,15 @@ class RobertaDenoiser(Denoiser):
                 intermediate_size=intermediate_size,
                 hidden_dropout_prob=dropout,
                 attention_probs_dropout_prob=dropout,
-                # RoBERTa offsets positions by pad_token_id + 1
-                max_position_embeddings=max_length + pad_token_id + 2,
-                pad_token_id=pad_token_id,
+                # RoBERTa numbers positions from pad_token_id + 1; a fixed small id keeps the position
+                # table at max_length + 3 rows whatever the tokenizer's pad id (50258 for GPT-2's BPE)
+                max_position_embeddings=max_length + POSITION_PAD + 2,
+                pad_token_id=POSITION_PAD,
                 type_vocab_size=1,
                 **config_overrides,
             )
             model = RobertaForMaskedLM(config)
+            _set_word_padding(model, pad_token_id, config.initializer_range)
         if model.get_input_embeddings().num_embeddings != vocab_size:
             model.resize_token_embeddings(vocab_size)
         super().__init__(vocab_size, num_conditions, model.config.hidden_size)
