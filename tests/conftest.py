@@ -58,3 +58,18 @@ def tiny_run(tmp_path):
         return run(cfg), out
 
     return _run
+
+
+class TableBackbone(torch.nn.Module):
+    """Context-free model: the same distribution ``logp`` at every position, whatever it sees, so
+    ``log p(x_i | ..., y) = logp[x_i]`` exactly (classifier and explanation maths are checkable by hand)."""
+
+    causal = False
+    condition_embedding = None
+
+    def __init__(self, logp: torch.Tensor):
+        super().__init__()
+        self.logp = logp
+
+    def forward(self, x, att=None, condition=None):
+        return self.logp.expand(x.shape[0], x.shape[1], self.logp.shape[-1]).clone()

@@ -6,26 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from torch import nn
 
 from diffusion_lab.classifiers.scoring import class_log_likelihoods
+from tests.conftest import TableBackbone
 
 V, MASK = 12, 11
-
-
-class TableBackbone(nn.Module):
-    """Context-free: predicts the same distribution at every position (exact log-likelihood known)."""
-
-    causal = False
-    condition_embedding = None
-
-    def __init__(self, logp):
-        super().__init__()
-        self.logp = logp
-
-    def forward(self, x, att=None, condition=None):
-        return self.logp.expand(x.shape[0], x.shape[1], V).clone()
-
 
 def per_class_clf(tables):
     lms = [SimpleNamespace(backbone=TableBackbone(t)) for t in tables]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,9 +23,8 @@ from diffusion_lab.data.sources import (
 )
 from diffusion_lab.data.splits import NO_LABEL
 from diffusion_lab.data.tokenizer import PretrainedTokenizer, TrainedBPE
+from tests.conftest import DATA_DIR, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("DIFFUSION_LAB_DATA_DIR", REPO.parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(not (DATA_DIR / "imdb" / "train.jsonl.gz").is_file(), reason=f"no shared data in {DATA_DIR}")
 needs_gpt2 = pytest.mark.skipif(not (DATA_DIR / "gpt2_tokenizer").is_dir(), reason=f"no gpt2_tokenizer in {DATA_DIR}")
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from diffusion_lab.config_schema import ConfigError
-from tests.conftest import DATA_DIR, TINY, compose
+from tests.conftest import DATA_DIR, TINY, TableBackbone, compose
 
 SECTIONS = ("calibration", "robustness", "shift", "ood", "explanations")
 HAVE_DATA = (DATA_DIR / "rt_polarity").is_dir() and (DATA_DIR / "wikitext2").is_dir()
@@ -132,21 +132,6 @@ def test_shift_dataset_with_other_labels_is_a_clear_error():
 
 # --- explanations of a context-free model: exact by hand -------------------------------------------------
 V, MASK = 12, 11
-
-
-class TableBackbone(nn.Module):
-    """Context-free: the same distribution at every position, so log p(x_i | ..., y) = table_y[x_i]."""
-
-    causal = False
-    condition_embedding = None
-
-    def __init__(self, logp):
-        super().__init__()
-        self.logp = logp
-
-    def forward(self, x, att=None, condition=None):
-        return self.logp.expand(x.shape[0], x.shape[1], V).clone()
-
 
 def _table_classifier(seed=0):
     from diffusion_lab.classifiers.generative import GenerativeClassifier

@@ -6,9 +6,6 @@ the way ``data.tokenizer.PretrainedTokenizer`` adds them). Skipped when the toke
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -24,9 +21,8 @@ from diffusion_lab.models.autoregressive import (
 )
 from diffusion_lab.models.gpt2 import GPT2Denoiser, attention_pattern
 from diffusion_lab.samplers.autoregressive import AutoregressiveSampler
+from tests.conftest import DATA_DIR, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("DIFFUSION_LAB_DATA_DIR", REPO.parent / "shared" / "data"))
 TINY = dict(n_embd=32, n_layer=2, n_head=2, max_length=16)
 
 
