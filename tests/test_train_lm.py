@@ -143,3 +143,9 @@ def test_roberta_position_table_does_not_grow_with_a_large_pad_id():
     assert words.weight[1].abs().sum() > 0  # id 1 is an ordinary token of this tokenizer
     x = torch.randint(0, 50000, (2, 16))
     assert model(x).shape == (2, 16, 50259)
+
+
+def test_diffusion_model_refuses_the_autoregressive_sampler(tiny_run):
+    _, train_dir = tiny_run(["trainer.max_steps=1"], "train")
+    with pytest.raises(ValueError, match="left to right"):
+        tiny_run(["task=generate", f"run_dir={train_dir}", "sampler=autoregressive", "task.length=8"], "gen")

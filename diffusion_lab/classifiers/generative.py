@@ -114,8 +114,7 @@ class GenerativeClassifier(L.LightningModule):
             first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
             seed_draws=seed_draws,
         )
-        prior = self.log_prior.to(scores.log_lik) if scores.log_lik.dtype == torch.float64 else self.log_prior
-        return scores.log_lik + prior, scores
+        return scores.log_lik + self.log_prior.to(scores.log_lik), scores
 
     def on_validation_epoch_start(self):
         self._val_gen = torch.Generator().manual_seed(self.hparams.eval_seed)

@@ -19,6 +19,7 @@ from diffusion_lab.masking import MaskingSchedule, rate_buckets, token_nll
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
+from diffusion_lab.samplers.autoregressive import AutoregressiveSampler
 
 
 class DiffusionLM(TokenThroughputMixin, L.LightningModule):
@@ -157,7 +158,7 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
                  condition: int | None = None, return_output: bool = False):
         """Decode ``prompts`` into texts of ``length`` tokens (prompt included) with ``sampler``."""
         sampler = sampler or self.sampler
-        if getattr(sampler, "autoregressive", False) or type(sampler).__name__ == "AutoregressiveSampler":
+        if isinstance(sampler, AutoregressiveSampler):
             raise ValueError("sampler=autoregressive generates left to right with a causal model; a diffusion "
                              "model needs sampler=confidence, random_remask or ddpm_cache")
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
