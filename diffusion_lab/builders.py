@@ -39,11 +39,24 @@ def build_datamodule(cfg: DictConfig, cache_dir: Path | None):
     return dm
 
 
+#: tokens a model may add in front of a window: the label token (conditional classifier) or the
+#: start token (autoregressive); a window of ``data.max_length`` tokens must fit with it
+PREFIX_TOKENS = 1
+
+
 def build_backbone(cfg: DictConfig, tokenizer, num_conditions: int = 0):
-    return instantiate(
+    backbone = instantiate(
         cfg.model.backbone, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
         num_conditions=num_conditions, max_length=cfg.data.max_length + 8,
     )
+    limit = getattr(backbone, "max_positions", None)
+    if limit is not None and cfg.data.max_length + PREFIX_TOKENS > limit:
+        raise ConfigError(
+            f"data.max_length={cfg.data.max_length}: with the label/start token a window holds "
+            f"{cfg.data.max_length + PREFIX_TOKENS} tokens, but {cfg.model.name}'s position table has {limit}; "
+            f"set data.max_length<={limit - PREFIX_TOKENS} (longer documents: data.long_text=windows)"
+        )
+    return backbone
 
 
 def build_lm(cfg: DictConfig, tokenizer, num_conditions: int = 0, samples_dir: Path | None = None,
@@ -86,7 +99,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, **overrides) -> L.Trainer:
     for name, cb_cfg in (cfg.get("callbacks") or {}).items():
         if cb_cfg is None or "_target_" not in cb_cfg:
             continue
-        extra = {"dirpath": str(run_dir / "checkpoints")} if name == "model_checkpoint" else {}
+        extra = {"dirpath": str(run_dir / "checkpoints")} if name in ("model_checkpoint", "on_exception_checkpoint") else {}
         callbacks.append(instantiate(cb_cfg, **extra))
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir),
@@ -121,9 +134,12 @@ def unigram_init(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> 
     """Start output biases at the training set's unigram statistics (``model.unigram_init``).
 
     One backbone: ``log p(w)`` (+ ``log p(w | c)`` rows when ``num_classes``); one per class
-    (``per_class`` classifier): backbone ``c`` gets ``log p(w | c)``. Skipped for pretrained models.
+    (``per_class`` classifier): backbone ``c`` gets ``log p(w | c)``. Skipped for a pretrained model
+    that brings its own LM head (its bias is trained); a new head (``head_is_new``) gets it.
     """
-    if not cfg.model.get("unigram_init", False) or cfg.model.get("pretrained"):
+    if not cfg.model.get("unigram_init", False):
+        return False
+    if cfg.model.get("pretrained") and not all(getattr(b, "head_is_new", False) for b in backbones):
         return False
     from diffusion_lab.models.unigram import unigram_log_probs
 

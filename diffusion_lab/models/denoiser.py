@@ -71,21 +71,33 @@ class Denoiser(nn.Module):
         attention_mask: torch.Tensor | None = None,
         condition: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``[B, L, V]`` for ``input_ids`` ``[B, L]`` (``attention_mask`` 1 = real token).
 
+        ``positions`` (bool ``[B, L]``): logits only there, ``[N, V]`` in row-major order (the
+        sparse head: scored positions only, the same values as the dense logits at them).
         ``inputs_embeds`` overrides the embedding lookup (used for gradient x input explanations).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, condition)
-        logits = self._backbone_logits(inputs_embeds, attention_mask) + self.output_bias.to(inputs_embeds.dtype)
+        logits = self._backbone_logits(inputs_embeds, attention_mask, positions)
+        logits = logits + self.output_bias.to(logits.dtype)
         if condition is not None and self.condition_bias is not None:
-            logits = logits + self.condition_bias(condition)[:, None, :].to(logits.dtype)
+            bias = self.condition_bias(condition).to(logits.dtype)  # [B, V]
+            logits = logits + (bias[:, None, :] if positions is None else bias[positions.nonzero(as_tuple=True)[0]])
         return logits
 
-    def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                         positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense ``[B, L, V]``, or ``[N, V]`` at ``positions``; a backbone without a sparse head
+        computes the dense logits and indexes them (same values, no saving)."""
+        logits = self._dense_logits(inputs_embeds, attention_mask)
+        return logits if positions is None else logits[positions]
+
+    def _dense_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None) -> torch.Tensor:

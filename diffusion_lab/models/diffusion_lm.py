@@ -12,6 +12,7 @@ import math
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
@@ -96,7 +97,7 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
 
         ``condition_fn(masked) -> condition`` lets a caller make the condition depend on which
         positions were masked (the conditional classifier hides the label when its token is masked).
-        Returns ``loss``, ``logits``, per-token ``nll``, ``masked``, ``rates``.
+        Returns ``loss``, per-token ``nll`` ``[B, L]`` (zero where not masked), ``masked``, ``rates``.
         """
         t = self.masking.sample_t(input_ids.shape[0], self.mask_generator).to(input_ids.device)
         rates = self.masking.rate(t)
@@ -104,10 +105,12 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
                                         self._cpu_gen(input_ids))
         if condition_fn is not None:
             condition = condition_fn(masked)
-        logits = self(x_t, attention_mask, condition)
-        nll = token_nll(logits, input_ids)
-        loss = self.masking.loss(logits, input_ids, attention_mask, masked, t, nll=nll)
-        return {"loss": loss, "logits": logits, "nll": nll, "masked": masked, "rates": rates}
+        # sparse head: logits only at the masked positions, the only ones the loss reads
+        logits = self.backbone(x_t, attention_mask, condition=condition, positions=masked)
+        nll = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+        nll[masked] = F.cross_entropy(logits.float(), input_ids[masked], reduction="none")
+        loss = self.masking.loss(None, input_ids, attention_mask, masked, t, nll=nll)
+        return {"loss": loss, "nll": nll, "masked": masked, "rates": rates}
 
     def _cpu_gen(self, ids):
         # the generator lives on the CPU; masks are drawn there for any device, then moved

@@ -157,7 +157,7 @@ class GPT2Denoiser(Denoiser):
         # causal: transformers builds causal & padding from the 2-D mask; diffusion: our 4-D mask
         return attention_mask if self.causal else self._attention_mask_4d(inputs_embeds, attention_mask)
 
-    def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _dense_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = self._attention_mask(inputs_embeds, attention_mask)
         logits = self.model(inputs_embeds=inputs_embeds, attention_mask=mask).logits
         return shift_logits_right(logits) if self.shift else logits
