@@ -1,8 +1,12 @@
 """``task=generate run_dir=<trained run> prompt="..." sampler=...``: text from a trained model.
 
-Prints the texts, saves ``samples.txt`` / ``generation.json`` (and ``trajectory.pt`` for
-``task=visualize``) in this run's own directory. With ``task.compare_run_dir=<autoregressive run>``
-the AR model generates on the same prompt and length, and both trajectories are saved.
+A language-model run (``task=train_lm``) generates from its model; a classifier run
+(``task=train_classifier``) generates class-conditionally with ``task.label=<label name>``
+(``synthesis.class_conditional``). ``task.length`` (null = the run's ``data.max_length``) counts
+tokens, prompt included. Prints the texts, saves ``samples.txt`` / ``generation.json`` (and
+``trajectory.pt`` for ``task=visualize``) in this run's own directory. With
+``task.compare_run_dir=<autoregressive run>`` the AR model generates on the same prompt and
+length, and both trajectories are saved.
 """
 
 from __future__ import annotations
@@ -17,30 +21,63 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich import print as rprint
 
-from diffusion_lab.runs import load_run
+from diffusion_lab.runs import load_run, load_run_config
 
 log = logging.getLogger(__name__)
+KINDS = ("train_lm", "train_classifier")
+
+
+def run_kind(run_dir) -> str:
+    """The run's task name, refused unless generate can read it (a local check: no shared one yet)."""
+    kind = load_run_config(run_dir).task.get("name")
+    if kind not in KINDS:
+        raise ValueError(f"run_dir={run_dir} is a {kind!r} run; task=generate reads a language-model run "
+                         "(task=train_lm) or a classifier run (task=train_classifier, with task.label=<name>)")
+    return kind
 
 
 def generate_from_run(run_dir, cfg: DictConfig, sampler=None) -> dict:
     """Load ``run_dir``, generate ``task.num_samples`` texts; returns texts, trajectory and timing."""
+    if run_kind(run_dir) == "train_classifier":
+        return _from_classifier(run_dir, cfg, sampler)
+    if cfg.task.get("label") is not None:
+        raise ValueError(f"task.label={cfg.task.label!r} needs a classifier run; {run_dir} is a language-model "
+                         "run (unconditional). Drop task.label or give run_dir=<task=train_classifier run>")
     loaded = load_run(run_dir, cfg.get("checkpoint", "best"))
     module = loaded.module
     if sampler is None:
         sampler = instantiate(loaded.cfg.sampler if loaded.cfg.model.objective == "autoregressive" else cfg.sampler)
+    length = cfg.task.get("length") or int(loaded.cfg.data.max_length)
     prompts = [cfg.task.prompt or ""] * cfg.task.num_samples
     start = time.perf_counter()
-    texts, out = module.generate(prompts, cfg.task.length, sampler=sampler, seed=cfg.seed, return_output=True)
+    texts, out = module.generate(prompts, length, sampler=sampler, seed=cfg.seed, return_output=True)
+    return _summary(run_dir, loaded.cfg.model.objective, sampler, start, texts, out,
+                    len(loaded.tokenizer(cfg.task.prompt or "", add_special_tokens=False)["input_ids"]))
+
+
+def _from_classifier(run_dir, cfg: DictConfig, sampler=None) -> dict:
+    from diffusion_lab.synthesis.class_conditional import ClassConditionalGenerator
+
+    gen = ClassConditionalGenerator(run_dir, cfg.get("checkpoint", "best"))
+    if cfg.task.get("label") is None:
+        raise ValueError(f"{run_dir} is a classifier run: say which class to generate with task.label=<name>; "
+                         f"its labels are: {', '.join(gen.label_names)}")
+    gen.class_id(cfg.task.label)  # an unknown label fails before any work
+    sampler = sampler if sampler is not None else instantiate(cfg.sampler)
+    start = time.perf_counter()
+    texts, out = gen.generate(cfg.task.label, cfg.task.num_samples, sampler, cfg.task.get("length"),
+                              cfg.task.prompt or "", seed=cfg.seed, return_output=True)
+    prefix = 0 if gen.clf.mode == "per_class" else 1  # the label token
+    res = _summary(run_dir, gen.cfg.model.objective, sampler, start, texts, out,
+                   prefix + len(gen.tokenizer(cfg.task.prompt or "", add_special_tokens=False)["input_ids"]))
+    return {**res, "label": str(cfg.task.label), "classifier": gen.clf.mode}
+
+
+def _summary(run_dir, objective, sampler, start, texts, out, prompt_length) -> dict:
     return {
-        "run_dir": str(run_dir),
-        "objective": loaded.cfg.model.objective,
-        "sampler": type(sampler).__name__,
-        "steps": len(out.trajectory) - 1,
-        "wall_s": time.perf_counter() - start,
-        "texts": texts,
-        "trajectory": out.trajectory,
-        "step_times": out.step_times,
-        "prompt_length": len(loaded.tokenizer(cfg.task.prompt or "", add_special_tokens=False)["input_ids"]),
+        "run_dir": str(run_dir), "objective": objective, "sampler": type(sampler).__name__,
+        "steps": len(out.trajectory) - 1, "wall_s": time.perf_counter() - start, "texts": texts,
+        "trajectory": out.trajectory, "step_times": out.step_times, "prompt_length": prompt_length,
     }
 
 
@@ -52,7 +89,8 @@ def run(cfg: DictConfig) -> dict:
     if cfg.task.get("compare_run_dir"):
         results["compare"] = generate_from_run(cfg.task.compare_run_dir, cfg)
     for name, res in results.items():
-        rprint(f"[bold]{name}[/bold] ({res['objective']}, {res['sampler']}, {res['steps']} steps, {res['wall_s']:.2f} s)")
+        label = f", label {res['label']}" if "label" in res else ""
+        rprint(f"[bold]{name}[/bold] ({res['objective']}, {res['sampler']}, {res['steps']} steps{label}, {res['wall_s']:.2f} s)")
         for i, text in enumerate(res["texts"]):
             rprint(f"  [{i}] {text}")
             print(text)

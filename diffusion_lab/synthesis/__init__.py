@@ -1,0 +1,1 @@
+"""Synthetic training data: class-conditional generation, judging, filtering (``task=synthesize``)."""
