@@ -34,9 +34,15 @@ class DataSchema:
     lm_use_unsup: bool = False
     max_val: int | None = None
     max_test: int | None = None
+    long_text: str = "truncate"
+    window_overlap: int = 0
 
     def __post_init__(self):
         _positive("data", self, "max_length", "batch_size", "eval_batch_size", "max_val", "max_test")
+        if self.long_text not in ("truncate", "windows"):
+            raise ConfigError(f"data.long_text={self.long_text!r}: allowed values are truncate, windows")
+        if not 0 <= self.window_overlap < self.max_length:
+            raise ConfigError(f"data.window_overlap={self.window_overlap}: must lie in [0, data.max_length)")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers}: must be >= 0")
 
@@ -96,6 +102,9 @@ class TrainerSchema:
         _positive("trainer", self, "accumulate_grad_batches", "num_nodes")
         if self.max_epochs is not None and self.max_epochs < -1:
             raise ConfigError(f"trainer.max_epochs={self.max_epochs}: must be >= -1")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"trainer.max_steps={self.max_steps}: no optimizer step would run; use -1 (no limit, "
+                              "trainer.max_epochs decides) or a positive number of steps")
 
 
 SCHEMAS = {"data": DataSchema, "masking": MaskingSchema, "sampler": SamplerSchema,

@@ -15,7 +15,36 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+
+class RankedLogger(logging.LoggerAdapter):
+    """A logger that writes on rank zero only (as lightning-hydra-template's ``RankedLogger``).
+
+    Under DDP every rank runs the same code; plain ``getLogger`` calls would print each message once
+    per process. ``rank_zero_only=False`` logs on every rank, prefixed with the rank.
+    """
+
+    def __init__(self, name: str = __name__, rank_zero_only: bool = True):
+        super().__init__(logging.getLogger(name), {})
+        self.rank_zero_only = rank_zero_only
+
+    def log(self, level: int, msg, *args, **kwargs) -> None:
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        if not self.isEnabledFor(level):
+            return
+        rank = getattr(rank_zero_only, "rank", 0)
+        if self.rank_zero_only and rank != 0:
+            return
+        msg, kwargs = self.process(msg, kwargs)
+        self.logger.log(level, msg if self.rank_zero_only else f"[rank {rank}] {msg}", *args, **kwargs)
+
+
+def get_logger(name: str) -> RankedLogger:
+    """The project's logger: rank zero only."""
+    return RankedLogger(name)
+
+
+log = get_logger(__name__)
 
 
 def wandb_credentials_available() -> bool:

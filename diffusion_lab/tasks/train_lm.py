@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -11,27 +10,33 @@ import lightning as L
 from omegaconf import DictConfig
 
 from diffusion_lab.builders import build_datamodule, build_lm, build_trainer, unigram_init
-from diffusion_lab.runs import write_results
+from diffusion_lab.logging_utils import get_logger
+from diffusion_lab.runs import check_checkpoint_readable, record_resume_config, write_results
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def resume_target(cfg: DictConfig) -> tuple[Path, str | None]:
     """Where this run writes and which checkpoint it continues from.
 
-    ``resume=true``: continue ``<run_dir or output_dir>/checkpoints/last.ckpt`` in that directory
-    (its earlier ``metrics.csv`` is kept as ``metrics_before_resume_<n>.csv``, since Lightning's CSV
-    logger would replace it).
+    ``resume=true``: continue ``<run_dir or output_dir>/checkpoints/last.ckpt`` (or an explicit
+    ``checkpoint=<path>``, e.g. ``best.ckpt`` or ``on_exception.ckpt``) in that directory. The
+    checkpoint is read first; only then is the earlier ``metrics.csv`` kept as
+    ``metrics_before_resume_<n>.csv`` (Lightning's CSV logger would replace it) and the run's
+    ``config_resolved.yaml`` updated. ``app.run`` has already compared the configs.
     """
     out = Path(cfg.output_dir)
     if not cfg.get("resume"):
         return out, None
     base = Path(cfg.run_dir) if cfg.get("run_dir") else out
-    last = base / "checkpoints" / "last.ckpt"
+    which = str(cfg.get("checkpoint") or "last")
+    last = Path(which) if which not in ("best", "last") else base / "checkpoints" / "last.ckpt"
     if not last.exists():
         raise FileNotFoundError(
             f"resume=true but {last} does not exist. Point run_dir= at the interrupted run's directory."
         )
+    check_checkpoint_readable(last)  # a corrupt file fails here, before anything in the run is moved
+    record_resume_config(cfg, base)
     metrics = base / "metrics.csv"
     if metrics.exists():
         n = len(list(base.glob("metrics_before_resume_*.csv")))
@@ -44,7 +49,7 @@ def collect_results(trainer: L.Trainer, module, started: float) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     ckpt = trainer.checkpoint_callback
     return {
-        "status": "finished",
+        "status": "finished" if trainer.global_step > 0 else "no_steps",
         "metrics": metrics,
         **{k: v for k, v in metrics.items() if k.startswith("val/")},
         "train_tokens_per_s": module.train_tokens_per_s(),
