@@ -16,7 +16,8 @@ from diffusion_lab.data.splits import NO_LABEL
 
 
 class PadCollator:
-    """Rows ``{"input_ids": list[int], "label": int}`` -> ``input_ids`` / ``attention_mask`` [B, L], ``labels`` [B].
+    """Rows ``{"input_ids": list[int], "label": int}`` -> ``input_ids`` / ``attention_mask`` [B, L], ``labels`` [B];
+    evaluation rows (with ``doc`` and ``score_from``) also give ``doc_ids`` [B] and ``score_mask`` [B, L].
 
     L is the longest row in the batch; padding goes on the right with ``pad_token_id``;
     ``attention_mask`` is 1 on real tokens. Rows without a label get ``NO_LABEL``.
@@ -34,7 +35,12 @@ class PadCollator:
             input_ids[i, :n] = torch.as_tensor(r["input_ids"], dtype=torch.long)
             attention_mask[i, :n] = 1
         labels = torch.tensor([int(r.get("label", NO_LABEL)) for r in rows], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "doc" in rows[0]:  # evaluation rows (data/windows.py): which document, which tokens to score
+            batch["doc_ids"] = torch.tensor([int(r["doc"]) for r in rows], dtype=torch.long)
+            starts = torch.tensor([int(r.get("score_from", 0)) for r in rows])
+            batch["score_mask"] = attention_mask.bool() & (torch.arange(width)[None, :] >= starts[:, None])
+        return batch
 
 
 class SeededPermutationSampler(Sampler[int]):
@@ -44,13 +50,16 @@ class SeededPermutationSampler(Sampler[int]):
     is how ``BucketBatchSampler`` (holding one of these) gets a fresh, reproducible order per epoch.
     """
 
-    def __init__(self, n: int, seed: int = 0):
+    def __init__(self, n: int, seed: int = 0, on_epoch=None):
         self.n = n
         self.seed = seed
         self.epoch = 0
+        self.on_epoch = on_epoch  # e.g. RandomWindows.set_epoch: the dataset's crops follow the epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.on_epoch is not None:
+            self.on_epoch(epoch)
 
     def rng(self, stream: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, stream])
@@ -71,9 +80,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, bucket_batches: int = 50,
-                 drop_last: bool = False):
+                 drop_last: bool = False, on_epoch=None):
         self.lengths = np.asarray(lengths)
-        self.sampler = SeededPermutationSampler(len(self.lengths), seed)
+        self.sampler = SeededPermutationSampler(len(self.lengths), seed, on_epoch)
         self.batch_size = batch_size
         self.bucket_batches = bucket_batches
         self.drop_last = drop_last

@@ -177,7 +177,9 @@ def assemble_splits(
         raise ValueError(f"{source}: classes {names} have no training examples; remove them from label_names or add data")
     stats.update(seed=seed, sizes={"train": len(train[0]), "validation": len(validation[0]), "test": len(test[0])})
     unsup_ds = None
-    if unsup is not None:
+    if unsup is not None:  # LM (pre)training text: never a copy of a validation or test text (a leak)
+        unsup, dups["unsup_in_validation_or_test"] = drop_texts_in(unsup, set(validation[0]) | set(test[0]))
+        dups["total"] += dups["unsup_in_validation_or_test"]
         unsup_ds = to_dataset(shuffle_rows(unsup, seed))
         stats["sizes"]["unsup"] = len(unsup_ds)
     return TextSplits(

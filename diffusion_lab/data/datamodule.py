@@ -18,9 +18,10 @@ import torch
 from datasets import Dataset, concatenate_datasets
 from torch.utils.data import DataLoader
 
-from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
+from diffusion_lab.data.batching import BucketBatchSampler, PadCollator, SeededPermutationSampler
 from diffusion_lab.data.cleaning import stratified_indices
 from diffusion_lab.data.splits import TextSplits
+from diffusion_lab.data.windows import POLICIES, RandomWindows, document_batches, window_rows, window_stats
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,20 @@ class TextDataModule(L.LightningDataModule):
             tokenizer's training texts: for language-model (pre)training only, never for classifiers.
         bucket_by_length: group training rows of similar length (seeded; single process only).
         max_val, max_test: stratified random subsets (seeded) of validation / test, never the first N.
+        long_text: ``truncate`` (the first ``max_length`` tokens) or ``windows`` (whole documents:
+            random windows in training, every token scored once in evaluation; ``data/windows.py``).
+        window_overlap: tokens of visible, unscored context each evaluation window repeats.
+
+    Evaluation batches (``dataloader(split)``) always carry ``doc_ids`` [B] (the document of each
+    row; a batch holds all windows of its documents) and ``score_mask`` [B, L] (tokens to score).
     """
 
     def __init__(self, source, tokenizer, max_length: int = 128, batch_size: int = 32, eval_batch_size: int = 64,
                  num_workers: int = 0, seed: int = 0, cache_dir: str | Path | None = None, lm_use_unsup: bool = False,
-                 bucket_by_length: bool = True, max_val: int | None = None, max_test: int | None = None):
+                 bucket_by_length: bool = True, max_val: int | None = None, max_test: int | None = None,
+                 long_text: str = "truncate", window_overlap: int = 0):
+        if long_text not in POLICIES:
+            raise ValueError(f"data.long_text={long_text!r}: allowed values are {', '.join(POLICIES)}")
         super().__init__()
         self.source = source
         self.tokenizer_builder = tokenizer
@@ -57,6 +67,8 @@ class TextDataModule(L.LightningDataModule):
         self.bucket_by_length = bucket_by_length
         self.max_val = max_val
         self.max_test = max_test
+        self.long_text, self.window_overlap = long_text, window_overlap
+        self._eval_rows: dict[str, list[dict]] = {}
         self._splits: TextSplits | None = None
         self._tokenizer = None
         self.datasets: dict[str, Dataset] = {}
@@ -110,7 +122,9 @@ class TextDataModule(L.LightningDataModule):
         return self.tokenizer.pad_token_id
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Plain text token ids (no special tokens), truncated to ``max_length``."""
+        """Plain text token ids (no special tokens), truncated to ``max_length`` unless ``long_text=windows``."""
+        if self.long_text == "windows":
+            return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
 
     # ---- tokenized datasets ---------------------------------------------------------------------
@@ -121,7 +135,7 @@ class TextDataModule(L.LightningDataModule):
 
     def _tokenized(self, name: str, ds: Dataset) -> Dataset:
         # an explicit fingerprint: hashing the tokenizer object for the default one is slow
-        fp = hashlib.sha1(f"{name}-{len(ds)}-{self.max_length}-{len(self.tokenizer)}".encode()).hexdigest()
+        fp = hashlib.sha1(f"{name}-{len(ds)}-{self.max_length}-{self.long_text}-{len(self.tokenizer)}".encode()).hexdigest()
         out = ds.map(
             lambda b: {"input_ids": self.tokenize(b["text"])},
             batched=True, new_fingerprint=fp, desc=f"tokenizing {name}",  # text kept: reports show it
@@ -150,8 +164,24 @@ class TextDataModule(L.LightningDataModule):
             self.datasets["train"] = concatenate_datasets([self.datasets["train"], self.datasets["unsup"]])
 
     # ---- loaders --------------------------------------------------------------------------------
+    def window_stats(self, split: str) -> dict:
+        """The window policy and how many documents of ``split`` were longer than one window."""
+        self.setup()
+        return window_stats(self.datasets[split]["length"], self.long_text, self.max_length, self.window_overlap)
+
+    def eval_rows(self, split_name: str) -> list[dict]:
+        """``split_name`` as window rows (one per document when truncating), documents in order."""
+        if split_name not in self._eval_rows:
+            ds = self.datasets[split_name]
+            self._eval_rows[split_name] = window_rows(ds["input_ids"], ds["label"], self.max_length, self.window_overlap)
+        return self._eval_rows[split_name]
+
     def dataloader(self, split_name: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
-        """Any split (``train``, ``validation``, ``test``, ``unsup``) as padded batches, in order unless ``shuffle``."""
+        """Any split (``train``, ``validation``, ``test``, ``unsup``) as padded batches.
+
+        ``shuffle`` (training): seeded order, long documents as one random window each epoch.
+        Otherwise (evaluation): documents in order as window rows, whole documents per batch.
+        """
         self.setup()
         if split_name not in self.datasets:
             raise KeyError(f"no split {split_name!r}; available: {sorted(self.datasets)}")
@@ -159,12 +189,21 @@ class TextDataModule(L.LightningDataModule):
         batch_size = batch_size or self.eval_batch_size
         collate = PadCollator(self.pad_token_id)
         common = {"collate_fn": collate, "num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
-        if shuffle and self.bucket_by_length and not _distributed():
-            sampler = BucketBatchSampler(ds["length"], batch_size, seed=self.seed)
-            return DataLoader(ds, batch_sampler=sampler, **common)
+        if not shuffle:
+            rows = self.eval_rows(split_name)
+            if self.long_text == "truncate":  # one row per document: plain batches (DDP shards them)
+                return DataLoader(rows, batch_size=batch_size, shuffle=False, **common)
+            return DataLoader(rows, batch_sampler=document_batches([r["doc"] for r in rows], batch_size), **common)
+        lengths = [min(n, self.max_length) for n in ds["length"]]
+        data = ds.select_columns(["input_ids", "label"])
+        if self.long_text == "windows":
+            data = RandomWindows(data, self.max_length, self.seed)
+        if self.bucket_by_length and not _distributed():
+            sampler = BucketBatchSampler(lengths, batch_size, seed=self.seed, on_epoch=getattr(data, "set_epoch", None))
+            return DataLoader(data, batch_sampler=sampler, **common)
         # under DDP Lightning swaps in a DistributedSampler (shuffle=True, seed=0, set_epoch per epoch)
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, **common)
+        sampler = SeededPermutationSampler(len(lengths), self.seed, on_epoch=getattr(data, "set_epoch", None))
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train", shuffle=True, batch_size=self.batch_size)

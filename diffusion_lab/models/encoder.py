@@ -103,6 +103,7 @@ class EncoderDenoiser(Denoiser):
                 check_weights_sha256(pretrained, sha256)
             with _quiet_transformers():  # its loading table would repeat the list logged below
                 model, info = load_pretrained(AutoModelForMaskedLM, pretrained, output_loading_info=True)
+            model.train()  # from_pretrained returns eval mode, and Lightning keeps each module's mode
             self.new_weights = sorted(info.get("missing_keys", []))
             if self.new_weights:
                 log.warning("%s has no weights for %d tensors; initialised new: %s", pretrained,

@@ -22,18 +22,27 @@ from diffusion_lab.classifiers.scoring import infill_label_probs
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import wandb_logger
 from diffusion_lab.runs import load_checkpoint, write_results
+from diffusion_lab.tasks.train_lm import resume_target
 
 log = logging.getLogger(__name__)
 BASELINES = ("discriminative", "tfidf_lr")
 
 
-def _fit_best(cfg, module, dm, out: Path, **trainer_overrides):
+def _fit_best(cfg, module, dm, out: Path, ckpt_path: str | None = None, **trainer_overrides):
+    """Fit (or continue from ``ckpt_path``), load the best checkpoint, and put the module back on the
+    training device: Lightning's strategy teardown moves it to the CPU after ``fit``."""
     trainer = build_trainer(cfg, out, **trainer_overrides)
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
         module.load_state_dict(load_checkpoint(Path(best))["state_dict"])
+    module.to(trainer.strategy.root_device)
     return trainer
+
+
+def _resume_point(out: Path) -> str | None:
+    last = out / "checkpoints" / "last.ckpt"
+    return str(last) if last.exists() else None
 
 
 def _infill(clf, loader):
@@ -44,7 +53,8 @@ def _infill(clf, loader):
     start, probs, labels = time.perf_counter(), [], []
     clf.eval()
     for batch in loader:
-        probs.append(infill_label_probs(clf, batch["input_ids"], batch["attention_mask"]).double())
+        ids, att = batch["input_ids"].to(clf.device), batch["attention_mask"].to(clf.device)
+        probs.append(infill_label_probs(clf, ids, att).double().cpu())
         labels.append(batch["labels"])
     n = sum(len(x) for x in labels)
     return Predictions(torch.log(torch.cat(probs).clamp_min(1e-12)), torch.cat(labels),
@@ -54,7 +64,7 @@ def _infill(clf, loader):
 def run(cfg: DictConfig) -> dict:
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
-    out = Path(cfg.output_dir)
+    out, ckpt_path = resume_target(cfg)  # resume=true: continue <run_dir>/checkpoints/last.ckpt there
     unknown = set(cfg.task.baselines) - set(BASELINES)
     if unknown:
         raise ValueError(f"task.baselines has unknown entries {sorted(unknown)}; allowed: {', '.join(BASELINES)}")
@@ -66,10 +76,13 @@ def run(cfg: DictConfig) -> dict:
                          "(is the label column set? dataset.label_column=...)")
     prior = log_prior(cfg, dm.splits.train["label"], num_classes)
     clf = build_generative(cfg, dm.tokenizer, num_classes, prior)
-    unigram_init(cfg, dm, [lm.backbone for lm in clf.lms], num_classes)
+    if ckpt_path is None:
+        unigram_init(cfg, dm, [lm.backbone for lm in clf.lms], num_classes)
     dm.tokenizer.save_pretrained(str(out / "tokenizer"))  # now with the label tokens
-    trainer = _fit_best(cfg, clf, dm, out)
+    trainer = _fit_best(cfg, clf, dm, out, ckpt_path)
     steps = trainer.global_step
+    if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
+        return _validation_only(cfg, clf, dm, out, steps)
     score = {"num_draws": cfg.classifier.num_draws}
     val_loader, test_loader = dm.dataloader("validation"), dm.dataloader("test")
     val_preds = {"generative": predict(clf, val_loader, seed=cfg.task.eval_seed, **score)}
@@ -78,10 +91,12 @@ def run(cfg: DictConfig) -> dict:
         val_preds["generative_infill"], test_preds["generative_infill"] = _infill(clf, val_loader), _infill(clf, test_loader)
     if "discriminative" in cfg.task.baselines:
         disc = build_discriminative(cfg, dm.tokenizer, num_classes)
-        _fit_best(cfg, disc, dm, out / "discriminative", max_steps=max(steps, 1), max_epochs=-1, max_time=None)
+        disc_resume = _resume_point(out / "discriminative") if ckpt_path else None
+        _fit_best(cfg, disc, dm, out / "discriminative", disc_resume, max_steps=max(steps, 1), max_epochs=-1,
+                  max_time=None)
         val_preds["discriminative"], test_preds["discriminative"] = predict(disc, val_loader), predict(disc, test_loader)
     if "tfidf_lr" in cfg.task.baselines:
-        full = cfg.task.get("tfidf_full_text", False)
+        full = cfg.task.get("tfidf_full_text", False) or dm.long_text == "windows"  # whole documents for all
         tfidf = TfidfLogReg(seed=cfg.seed).fit(_texts(dm, "train", not full), dm.datasets["train"]["label"],
                                                _texts(dm, "validation", not full), dm.datasets["validation"]["label"])
         joblib.dump(tfidf, out / "tfidf_lr.joblib")  # task=evaluate reloads it
@@ -95,6 +110,8 @@ def run(cfg: DictConfig) -> dict:
         "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
         "classifier": {k: cfg.classifier[k] for k in ("mode", "estimator", "num_draws", "prior")},
         "model": cfg.model.name, "max_length": cfg.data.max_length,
+        "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
+        "tfidf_input": "full text" if "tfidf_lr" in test_preds and full else "token window",
         "duplicates_removed": dm.splits.stats.get("duplicates_removed"), "dataset_stats": dm.splits.stats,
         "label_names": dm.label_names, "wall_s": time.time() - started,
     }
@@ -124,3 +141,16 @@ def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
     labels = [int(x) for x in dm.datasets[split]["label"]]
     log_probs, rate = tfidf.log_probs(texts)
     return Predictions(torch.tensor(log_probs, dtype=torch.float64), torch.tensor(labels), rate, 0.0)
+
+
+def _validation_only(cfg, clf, dm, out: Path, steps: int) -> dict:
+    """``task.score_test=false``: the generative model scored on validation only (no baselines), for
+    loops that choose on validation (``task=synthesize``) and must not touch the test split."""
+    from diffusion_lab.metrics.classification import classification_metrics
+
+    val = predict(clf, dm.dataloader("validation"), seed=cfg.task.eval_seed, num_draws=cfg.classifier.num_draws)
+    results = {"status": "finished", "split": "validation", "n_val": len(val.labels), "optimizer_steps": steps,
+               "validation": {"generative": classification_metrics(val.probs, val.labels)},
+               "seed": cfg.seed, "label_names": dm.label_names}
+    write_results(out, results)
+    return results

