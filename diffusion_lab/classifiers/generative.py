@@ -18,7 +18,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.classifiers.label_tokens import with_prefix
-from diffusion_lab.classifiers.scoring import class_log_likelihoods
+from diffusion_lab.classifiers.scoring import class_log_likelihoods, doc_labels
 
 
 class GenerativeClassifier(L.LightningModule):
@@ -39,10 +39,17 @@ class GenerativeClassifier(L.LightningModule):
         val_draws: int = 2,
         adaptive_prune: bool = True,
         first_stage_draws: int = 2,
-        prune_margin: float = 10.0,
+        prune_margin: float = 4.0,
         uncond_prob: float = 0.1,
         eval_seed: int = 0,
         seed: int = 0,
+        sequential: bool = False,
+        stop_z: float = 3.0,
+        stage_draws: int | None = None,
+        infill_weight: float = 0.0,
+        infill_mask_prob: float = 0.5,
+        hybrid_threshold: float = 0.9,
+        score_tokens: int | None = None,
     ):
         super().__init__()
         if mode not in ("conditional", "per_class"):
@@ -86,12 +93,41 @@ class GenerativeClassifier(L.LightningModule):
         if self.autoregressive:
             cond = torch.full_like(labels, no_label) if uncond else labels
             return lm.training_loss(x, a, condition=cond)["loss"]
+        if self.hparams.infill_weight > 0 and not uncond:
+            return self._loss_with_label_infill(lm, x, a, labels, no_label)
 
         def condition_fn(masked):  # the label is visible to every position only while its token is
             hidden = masked[:, 0] | uncond
             return torch.where(hidden, torch.full_like(labels, no_label), labels)
 
         return lm.training_loss(x, a, condition_fn=condition_fn)["loss"]
+
+    def _loss_with_label_infill(self, lm, x, a, labels, no_label):
+        """``(1 - w) * L_text + w * L_label`` with ``w = classifier.infill_weight``.
+
+        ``L_text``: the diffusion loss of the masking schedule on the text tokens (the label token is
+        not one of them). ``L_label = -log p(y | x_t)`` at the label token, masked on its own with
+        probability ``classifier.infill_mask_prob`` (mean over the rows where it is masked), the
+        condition hidden there; both from ONE forward pass. The readout learns from a signal of its
+        own size instead of one token in L + 1.
+        """
+        hp, schedule = self.hparams, lm.masking
+        t = schedule.sample_t(x.shape[0], lm.mask_generator).to(x.device)
+        text_att = a.clone()
+        text_att[:, 0] = 0  # the label slot is not a text token of the schedule
+        x_t, masked = schedule.q_xt(x, text_att, schedule.rate(t), self.mask_token_id, lm._cpu_gen(x))
+        label_masked = torch.rand(x.shape[0], generator=self.generator).to(x.device) < hp.infill_mask_prob
+        masked[:, 0] = label_masked
+        x_t[:, 0] = torch.where(label_masked, torch.full_like(labels, self.mask_token_id), x[:, 0])
+        cond = torch.where(label_masked, torch.full_like(labels, no_label), labels)
+        logits = lm.backbone(x_t, a, condition=cond, positions=masked)
+        nll = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        nll[masked] = torch.nn.functional.cross_entropy(logits.float(), x[masked], reduction="none")
+        text_masked = masked.clone()
+        text_masked[:, 0] = False
+        text = schedule.loss(None, x, text_att, text_masked, t, nll=nll)
+        label = (nll[:, 0] * label_masked).sum() / label_masked.sum().clamp_min(1)
+        return (1 - hp.infill_weight) * text + hp.infill_weight * label
 
     def _per_class_loss(self, ids, att, labels):
         loss = ids.new_zeros((), dtype=torch.float32)
@@ -104,25 +140,36 @@ class GenerativeClassifier(L.LightningModule):
     # --- scoring -------------------------------------------------------------------------------
     @torch.no_grad()
     def log_joint(self, input_ids, attention_mask, num_draws=None, estimator=None, generator=None,
-                  adaptive=None, seed_draws=5):
-        """``log p(x | y) + log p(y)`` ``[B, C]`` (float64) and the ``ClassScores`` behind it."""
+                  adaptive=None, seed_draws=5, score_mask=None, doc_ids=None, sequential=None, stop_z=None,
+                  return_token_scores=True):
+        """``log p(x | y) + log p(y)`` ``[D, C]`` per document (float64; the prior added once per
+        document) and the ``ClassScores`` behind it."""
         hp = self.hparams
+        k = num_draws or hp.num_draws
+        if k == "auto":
+            raise ValueError("classifier.num_draws=auto is chosen on validation first "
+                             "(diffusion_lab.classifiers.draws.choose_num_draws)")
         scores = class_log_likelihoods(
             self, input_ids, attention_mask, estimator=estimator or hp.estimator,
-            num_draws=num_draws or hp.num_draws, generator=generator,
+            num_draws=int(k), generator=generator,
             adaptive=hp.adaptive_prune if adaptive is None else adaptive,
             first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
-            seed_draws=seed_draws,
+            seed_draws=seed_draws, score_mask=score_mask, doc_ids=doc_ids,
+            sequential=hp.get("sequential", False) if sequential is None else sequential,
+            stop_z=stop_z or hp.get("stop_z", 3.0), stage_draws=hp.get("stage_draws"),
+            return_token_scores=return_token_scores,
         )
         return scores.log_lik + self.log_prior.to(scores.log_lik), scores
 
     def on_validation_epoch_start(self):
-        self._val_gen = torch.Generator().manual_seed(self.hparams.eval_seed)
+        self._val_gen = torch.Generator(device=self.device).manual_seed(self.hparams.eval_seed)
 
     def validation_step(self, batch, batch_idx):
         joint, _ = self.log_joint(batch["input_ids"], batch["attention_mask"], num_draws=self.hparams.val_draws,
-                                  generator=self._val_gen, adaptive=False)
-        labels = batch["labels"]
+                                  generator=self._val_gen, adaptive=False, sequential=False,
+                                  score_mask=batch.get("score_mask"), doc_ids=batch.get("doc_ids"),
+                                  return_token_scores=False)
+        labels = doc_labels(batch["labels"], batch.get("doc_ids"))
         self.val_acc.update(joint.argmax(1), labels)
         self.val_nll.update(torch.nn.functional.cross_entropy(joint.float(), labels, reduction="none"))
 

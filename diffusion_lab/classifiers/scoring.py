@@ -1,16 +1,22 @@
-"""Class-conditional log-likelihoods ``log p(x | y)`` for generative classifiers.
+"""Class-conditional log-likelihoods ``log p(x | y)`` of DOCUMENTS for generative classifiers.
 
-``elbo_crn``: the stratified bound of ``diffusion_lab.likelihood`` with common random numbers:
-every class is scored on the same ``l`` and the same masked positions. For more than two
-classes, ``adaptive`` scoring spends ``first_stage_draws`` on every class, drops those more than
-``margin`` nats behind the best (for every item of the batch), and spends the rest only on the
-survivors; estimates are the draw-weighted means of both stages (each stage is unbiased).
+A batch is windows (rows) of documents (``doc_ids``; all windows of a document in the same batch,
+consecutive). Tokens of ``score_mask`` are scored, the others (overlap with the previous window) are
+visible context. A document's estimate is the sum over its windows (the likelihood of a windowed
+model, see ``diffusion_lab.data.windows``); without ``doc_ids`` every row is its own document.
+
+``elbo_crn``: the stratified bound of ``diffusion_lab.likelihood`` with common random numbers: every
+class is scored on the same ``l`` and the same masked positions of each window, all classes of a draw
+in one forward pass. Stages (``diffusion_lab.classifiers.sequential``): with ``sequential`` an item
+stops once its paired class difference is decided (``stop_z``); with more than two classes and
+``adaptive``, a class is dropped for an item once it is ``margin`` standard errors behind that item's
+leader (never by another item's evidence); pruned classes keep the mean over the draws they had.
 
 ``seed_mean_loss``: the original recipe, for comparison: mask 15% of the tokens, 5 independent
-draws per class, score = minus the mean (length-normalised) masked cross-entropy. Not a
-likelihood; its "posterior" is only a softmax of scores.
+draws per class, score = minus the mean (length-normalised) masked cross-entropy, summed over
+windows. Not a likelihood; its "posterior" is only a softmax of scores.
 
-Autoregressive LMs give the exact ``log p(x | y)`` (no draws).
+Autoregressive LMs give the exact ``log p(x | y)`` (no draws; scored tokens only).
 """
 
 from __future__ import annotations
@@ -19,43 +25,79 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion_lab.likelihood import elbo_log_likelihood
+from diffusion_lab.classifiers.sequential import decide, stage_plan
+from diffusion_lab.likelihood import draw_log_likelihoods, rows_per_pass, sparse_logits, stratified_mask_draws
 from diffusion_lab.masking import token_nll
 
 
 @dataclass
 class ClassScores:
-    """``log_lik [B, C]`` (``-inf``-free; pruned classes keep their first-stage estimate),
-    ``token_scores [B, C, L]`` per-token contributions (text positions only), ``forward_passes``
-    network evaluations per item."""
+    """``log_lik [D, C]`` per document (pruned classes keep their estimate so far), ``token_scores
+    [W, C, L]`` per-token contributions per window (text positions only), ``forward_passes`` network
+    evaluations per document on average, ``passes [D]`` per document, ``draws [D, C]`` draws spent."""
 
     log_lik: torch.Tensor
     token_scores: torch.Tensor | None
     forward_passes: float
+    passes: torch.Tensor | None = None
+    draws: torch.Tensor | None = None
+
+
+def documents(doc_ids: torch.Tensor | None, rows: int, device=None) -> tuple[torch.Tensor, int]:
+    """``(index [W] in 0..D-1, D)``: which document each window belongs to (consecutive windows)."""
+    if doc_ids is None:
+        return torch.arange(rows, device=device), rows
+    index = torch.unique_consecutive(doc_ids.to(device), return_inverse=True)[1]
+    return index, int(index.max()) + 1 if len(index) else 0
+
+
+def doc_labels(labels: torch.Tensor, doc_ids: torch.Tensor | None) -> torch.Tensor:
+    """One label per document: its first window's (every window of a document carries it)."""
+    if doc_ids is None:
+        return labels
+    first = torch.ones_like(doc_ids, dtype=torch.bool)
+    first[1:] = doc_ids[1:] != doc_ids[:-1]
+    return labels[first.to(labels.device)]
+
+
+def per_document(values: torch.Tensor, index: torch.Tensor, num_docs: int) -> torch.Tensor:
+    """Sum of ``values [W, ...]`` over each document's windows: ``[D, ...]``."""
+    out = torch.zeros((num_docs, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    return out.index_add_(0, index.to(values.device), values)
 
 
 class ClassScorer:
-    """Wraps a classifier's language model(s) as ``score(x, att, condition) -> logits`` for class c.
+    """Wraps a classifier's language model(s) as ``score(x, att, condition, positions) -> logits``.
 
-    ``conditional``: one model; class c is the label token ``<label_c>`` at position 0 and the
-    condition embedding c. ``per_class``: model c scores class c. ``prefix`` is 1 when a label
-    token is prepended (never masked, not scored).
+    ``conditional``: one model; row r is class ``condition[r]``: label token ``<label_c>`` at
+    position 0 and the condition embedding c, so every class of a draw shares one forward pass.
+    ``per_class``: model c scores the rows of class c. ``prefix`` is 1 when a label token is
+    prepended (never masked, not scored).
     """
 
     def __init__(self, clf):
         self.clf = clf
         self.prefix = 1 if clf.mode == "conditional" else 0
+        self._labels = None
 
-    def inputs(self, input_ids, attention_mask):
+    def inputs(self, input_ids, attention_mask, score_mask=None):
+        """``(ids, att, maskable)`` with the label slot prepended (conditional)."""
+        maskable = attention_mask.bool() if score_mask is None else score_mask.bool() & attention_mask.bool()
         if self.prefix:
             from diffusion_lab.classifiers.label_tokens import with_prefix
 
             first = torch.full((input_ids.shape[0],), self.clf.label_token_ids[0], device=input_ids.device)
-            return with_prefix(input_ids, attention_mask, first)
-        return input_ids, attention_mask
+            input_ids, attention_mask = with_prefix(input_ids, attention_mask, first)
+            maskable = torch.cat([torch.zeros_like(maskable[:, :1]), maskable], 1)
+        return input_ids, attention_mask, maskable
+
+    def label_ids(self, device):
+        if self._labels is None or self._labels.device != torch.device(device):
+            self._labels = torch.as_tensor(self.clf.label_token_ids, device=device)
+        return self._labels
 
     def logits(self, c: int, x, att, label_pos: int = 0):
-        """Logits of class ``c``'s model on ``x`` (conditional: label token at ``label_pos``)."""
+        """Dense logits of class ``c``'s model on ``x`` (conditional: label token at ``label_pos``)."""
         if self.clf.mode == "conditional":
             x = x.clone()
             x[:, label_pos] = self.clf.label_token_ids[c]
@@ -66,94 +108,146 @@ class ClassScorer:
             return backbone(x, att, condition=cond)
         return self.clf.lms[c].backbone(x, att)
 
-    def score(self, x, att, condition=None):
-        """The ``score`` callable of ``elbo_log_likelihood`` (the class arrives as ``condition``)."""
-        return self.logits(int(condition[0]), x, att)
+    def score(self, x, att, condition=None, positions=None):
+        """Logits ``[N, V]`` at ``positions`` for rows of (possibly) different classes ``condition [R]``."""
+        if self.clf.mode == "conditional":
+            backbone = self.clf.lms[0].backbone
+            x = x.clone()
+            x[:, 0] = self.label_ids(x.device)[condition]
+            cond = condition if backbone.condition_embedding is not None else None
+            return sparse_logits(backbone, x, att, cond, positions)
+        order = torch.zeros(positions.shape, dtype=torch.long, device=x.device)
+        order[positions] = torch.arange(int(positions.sum()), device=x.device)
+        out = None
+        for c in condition.unique().tolist():  # one model per class: its rows, in one pass
+            rows = condition == c
+            part = sparse_logits(self.clf.lms[c].backbone, x[rows], att[rows], None, positions[rows])
+            if out is None:
+                out = part.new_empty(int(positions.sum()), part.shape[-1])
+            out[order[rows][positions[rows]]] = part
+        return out
+
+    def rows(self, length: int, device) -> int:
+        backbone = self.clf.lms[0].backbone
+        emb = backbone.input_embeddings() if hasattr(backbone, "input_embeddings") else None
+        budget = getattr(getattr(self.clf, "hparams", None), "score_tokens", None)
+        return rows_per_pass(length, device, getattr(backbone, "vocab_size", 50_000) or 50_000,
+                             emb.embedding_dim if emb is not None else 768, budget)
 
     @property
     def autoregressive(self) -> bool:
         return getattr(self.clf.lms[0].backbone, "causal", False)
 
 
-def elbo_scores(scorer: ClassScorer, input_ids, attention_mask, classes, num_draws, generator, mask_token_id,
-                chunk_size=256):
-    ids, att = scorer.inputs(input_ids, attention_mask)
-    ll, tok = elbo_log_likelihood(scorer.score, ids, att, mask_token_id, num_draws, conditions=list(classes),
-                                  prefix_keep=scorer.prefix, generator=generator, chunk_size=chunk_size,
-                                  return_token_scores=True)
-    return ll, tok[..., scorer.prefix:]
+def staged_elbo_scores(scorer: ClassScorer, input_ids, attention_mask, score_mask, doc_index, num_docs,
+                       num_classes, plan, generator, mask_token_id, log_prior=None, prune_z=None, stop_z=None,
+                       return_token_scores=True) -> ClassScores:
+    """The bound per document and class over the stages of ``plan`` (see the module docstring)."""
+    ids, att, maskable = scorer.inputs(input_ids, attention_mask, score_mask)
+    device, total = ids.device, sum(plan)
+    values = torch.full((num_docs, total, num_classes), float("nan"), dtype=torch.float64, device=device)
+    alive = torch.ones(num_docs, num_classes, dtype=torch.bool, device=device)
+    done = torch.zeros(num_docs, dtype=torch.bool, device=device)
+    passes = torch.zeros(num_docs, dtype=torch.float64, device=device)
+    tokens = torch.zeros(ids.shape[0], num_classes, ids.shape[1], device=device) if return_token_scores else None
+    prior = None if log_prior is None else log_prior.to(device=device, dtype=torch.float64)
+    rows, k0 = scorer.rows(ids.shape[1], device), 0
+    for stage, size in enumerate(plan):
+        win = (~done)[doc_index].nonzero(as_tuple=True)[0]
+        if len(win) == 0:
+            break
+        draws = stratified_mask_draws(maskable[win], size, generator)  # stratified within the stage
+        alive_w = alive[doc_index[win]]
+        totals, tok = draw_log_likelihoods(scorer.score, ids[win], att[win], draws, mask_token_id,
+                                           list(range(num_classes)), alive_w, rows, return_token_scores)
+        docs = per_document(totals.nan_to_num(0.0), doc_index[win], num_docs)
+        keep = (alive & ~done[:, None])[:, None, :].expand_as(docs)
+        values[:, k0:k0 + size] = torch.where(keep, docs, values[:, k0:k0 + size])
+        if tokens is not None:
+            tokens[win] += tok
+        passes.index_add_(0, doc_index[win], alive_w.sum(1).double() * size)
+        k0 += size
+        if stage < len(plan) - 1:
+            alive, done = decide(values[:, :k0], alive, done, prior, prune_z, stop_z)
+    draws_spent = (~values.isnan()).sum(1)
+    log_lik = values.nansum(1) / draws_spent.clamp_min(1)
+    if tokens is not None:
+        tokens = (tokens.double() / draws_spent[doc_index].clamp_min(1)[..., None])[..., scorer.prefix:]
+    return ClassScores(log_lik, tokens, float(passes.mean()) if num_docs else 0.0, passes, draws_spent)
 
 
-def exact_ar_scores(scorer: ClassScorer, input_ids, attention_mask, classes):
-    """Exact ``log p(x | y=c)`` from autoregressive LMs (label token scored as context, not as text)."""
+def exact_ar_scores(scorer: ClassScorer, input_ids, attention_mask, classes, score_mask=None):
+    """Exact ``log p(x | y=c)`` of the scored tokens from autoregressive LMs (label token as context)."""
     from diffusion_lab.models.autoregressive import ar_token_logprobs, prepend_start_token
 
-    ids, att = scorer.inputs(input_ids, attention_mask)
+    ids, att, _ = scorer.inputs(input_ids, attention_mask)
+    scored = (attention_mask if score_mask is None else score_mask & attention_mask.bool()).double()
     start = scorer.clf.start_token_id
     lls, toks = [], []
     x, a = prepend_start_token(ids, att, start)
     for c in classes:
         logits = scorer.logits(c, x, a, label_pos=1)
         # entry i is log p(x_{i+1} | x_{<=i}); with a label token the first entry is its own (skipped)
-        lp = ar_token_logprobs(logits, x, a)[:, scorer.prefix:]
-        lls.append(lp.double().sum(-1))
-        toks.append(lp.double())
+        lp = ar_token_logprobs(logits, x, a)[:, scorer.prefix:].double() * scored
+        lls.append(lp.sum(-1))
+        toks.append(lp)
     return torch.stack(lls, 1), torch.stack(toks, 1)
 
 
 def seed_mean_loss_scores(scorer: ClassScorer, input_ids, attention_mask, classes, mask_token_id, generator,
-                          rate=0.15, draws=5):
+                          rate=0.15, draws=5, score_mask=None):
     """The original recipe: minus the mean masked cross-entropy over ``draws`` independent 15% masks."""
-    ids, att = scorer.inputs(input_ids, attention_mask)
-    maskable = att.bool().clone()
-    maskable[:, : scorer.prefix] = False
+    ids, att, maskable = scorer.inputs(input_ids, attention_mask, score_mask)
     out = torch.zeros(ids.shape[0], len(classes), dtype=torch.float64, device=ids.device)
+    gen_device = generator.device if generator is not None else ids.device
     for j, c in enumerate(classes):
         for _ in range(draws):  # independent draws per class: no common random numbers
-            masked = (torch.rand(ids.shape, generator=generator).to(ids.device) < rate) & maskable
+            masked = (torch.rand(ids.shape, generator=generator, device=gen_device).to(ids.device) < rate) & maskable
             masked[torch.arange(ids.shape[0]), maskable.float().argmax(1)] |= ~masked.any(1)  # at least one
             x = torch.where(masked, torch.full_like(ids, mask_token_id), ids)
             nll = token_nll(scorer.logits(c, x, att), ids) * masked
-            out[:, j] -= (nll.sum(1) / masked.sum(1)).double() / draws
+            out[:, j] -= (nll.sum(1) / masked.sum(1).clamp_min(1)).double() / draws
     return out
 
 
 def class_log_likelihoods(clf, input_ids, attention_mask, estimator="elbo_crn", num_draws=8, generator=None,
-                          adaptive=False, first_stage_draws=2, margin=10.0, log_prior=None,
-                          seed_draws=5) -> ClassScores:
-    """``log p(x | y)`` for every class with the configured estimator (see the module docstring)."""
+                          adaptive=False, first_stage_draws=2, margin=3.0, log_prior=None, seed_draws=5,
+                          score_mask=None, doc_ids=None, sequential=False, stop_z=3.0, stage_draws=None,
+                          return_token_scores=True) -> ClassScores:
+    """``log p(x | y)`` ``[D, C]`` per document with the configured estimator (module docstring).
+
+    ``margin``: the pruning threshold in standard errors of the paired difference (``prune_z``)."""
     scorer = ClassScorer(clf)
     classes = list(range(clf.num_classes))
-    mask_id = clf.mask_token_id
+    index, num_docs = documents(doc_ids, input_ids.shape[0], input_ids.device)
     if estimator == "seed_mean_loss":
         if scorer.autoregressive:
             raise ValueError("classifier.estimator=seed_mean_loss needs a diffusion model; use elbo_crn")
-        ll = seed_mean_loss_scores(scorer, input_ids, attention_mask, classes, mask_id, generator, draws=seed_draws)
-        return ClassScores(ll, None, forward_passes=float(seed_draws * len(classes)))
+        ll = seed_mean_loss_scores(scorer, input_ids, attention_mask, classes, clf.mask_token_id, generator,
+                                   draws=seed_draws, score_mask=score_mask)
+        windows = torch.bincount(index, minlength=num_docs).double()
+        return ClassScores(per_document(ll, index, num_docs), None, float(seed_draws * len(classes) * windows.mean()),
+                           seed_draws * len(classes) * windows)
     if scorer.autoregressive:
-        ll, tok = exact_ar_scores(scorer, input_ids, attention_mask, classes)
-        return ClassScores(ll, tok, forward_passes=float(len(classes)))
-    if not adaptive or len(classes) <= 2 or num_draws <= first_stage_draws:
-        ll, tok = elbo_scores(scorer, input_ids, attention_mask, classes, num_draws, generator, mask_id)
-        return ClassScores(ll, tok, forward_passes=float(num_draws * len(classes)))
-    ll, tok = elbo_scores(scorer, input_ids, attention_mask, classes, first_stage_draws, generator, mask_id)
-    joint = ll + (log_prior.to(ll) if log_prior is not None else 0)
-    alive = (joint >= joint.max(1, keepdim=True).values - margin).any(0)  # a class any item still needs
-    survivors = [c for c in classes if alive[c]]
-    rest = num_draws - first_stage_draws
-    ll2, tok2 = elbo_scores(scorer, input_ids, attention_mask, survivors, rest, generator, mask_id)
-    w1, w2 = first_stage_draws / num_draws, rest / num_draws
-    for j, c in enumerate(survivors):
-        ll[:, c] = w1 * ll[:, c] + w2 * ll2[:, j]
-        tok[:, c] = w1 * tok[:, c] + w2 * tok2[:, j]
-    passes = first_stage_draws * len(classes) + rest * len(survivors)
-    return ClassScores(ll, tok, forward_passes=float(passes))
+        ll, tok = exact_ar_scores(scorer, input_ids, attention_mask, classes, score_mask)
+        windows = torch.bincount(index, minlength=num_docs).double()
+        return ClassScores(per_document(ll, index, num_docs), tok, float(len(classes) * windows.mean()),
+                           len(classes) * windows)
+    prune = adaptive and len(classes) > 2
+    plan = stage_plan(num_draws, first_stage_draws, sequential, prune, stage_draws)
+    return staged_elbo_scores(scorer, input_ids, attention_mask, score_mask, index, num_docs, len(classes), plan,
+                              generator, clf.mask_token_id, log_prior, margin if prune else None,
+                              stop_z if sequential else None, return_token_scores)
 
 
 @torch.no_grad()
-def infill_label_probs(clf, input_ids, attention_mask) -> torch.Tensor:
-    """Fast readout (conditional diffusion model): p(y | x) from ONE forward pass with the label
-    token masked and no condition: softmax of the logits at position 0 over the label tokens."""
+def infill_label_probs(clf, input_ids, attention_mask, score_mask=None, doc_ids=None) -> torch.Tensor:
+    """Fast readout (conditional diffusion model): p(y | x) from ONE forward pass per window with the
+    label token masked and no condition: softmax of the logits at position 0 over the label tokens.
+
+    Documents of several windows pool their windows log-linearly, weighted by scored tokens:
+    ``log p(y | x) = softmax_y( sum_w n_w log p_w(y | x_w) / sum_w n_w )`` (a geometric mean of the
+    windows' posteriors: each token's evidence counts once, whatever its window)."""
     from diffusion_lab.classifiers.label_tokens import with_prefix
 
     lm = clf.lms[0]
@@ -162,5 +256,13 @@ def infill_label_probs(clf, input_ids, attention_mask) -> torch.Tensor:
     cond = None
     if lm.backbone.condition_embedding is not None:
         cond = torch.full((ids.shape[0],), lm.backbone.num_conditions - 1, device=ids.device)
-    logits = lm.backbone(ids, att, condition=cond)[:, 0, clf.label_token_ids]
-    return torch.softmax(logits.float(), -1)
+    positions = torch.zeros_like(att, dtype=torch.bool)
+    positions[:, 0] = True
+    logits = sparse_logits(lm.backbone, ids, att, cond, positions)[:, clf.label_token_ids]
+    log_p = torch.log_softmax(logits.double(), -1)
+    if doc_ids is None:
+        return log_p.exp()
+    index, num_docs = documents(doc_ids, len(log_p), log_p.device)
+    n = (attention_mask.bool() if score_mask is None else score_mask.bool()).sum(1).double()[:, None]
+    pooled = per_document(log_p * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
+    return torch.softmax(pooled, -1)

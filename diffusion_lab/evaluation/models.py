@@ -1,7 +1,8 @@
 """Every model of a classifier run behind one interface: texts (or token ids) -> log joint ``[N, C]``.
 
+Scoring goes through ``classifiers.predict`` (the one path ``task=train_classifier`` uses too).
 ``generative``: Bayes' rule over the class-conditional bound, K draws x C classes per item, with a
-generator seeded afresh on every call (the same texts always get the same draws, and two calls on
+device generator seeded afresh on every call (the same texts always get the same draws, and two calls on
 perturbed versions of the same items share their random numbers as far as shapes allow).
 ``generative_infill``: the conditional model's one-pass label readout. ``discriminative``: the same
 backbone with a head (logits). ``tfidf_lr``: TF-IDF + logistic regression (log probabilities).
@@ -18,11 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion_lab.classifiers.scoring import infill_label_probs
+from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.data.batching import PadCollator
-from diffusion_lab.likelihood import elbo_log_likelihood
+from diffusion_lab.likelihood import device_generator, elbo_log_likelihood
 
 MODEL_ORDER = ("generative", "generative_infill", "discriminative", "tfidf_lr")
+READOUT = {"generative": "bayes", "generative_infill": "infill"}
 
 
 @dataclass
@@ -53,7 +55,11 @@ class RunModels:
         self.clf, self.baselines, self.tokenizer = clf, baselines, tokenizer
         self.tfidf_window = tfidf_window
         self.max_length, self.batch_size, self.seed = max_length, batch_size, seed
-        self.num_draws = int(num_draws or clf.hparams.num_draws)
+        k = num_draws or clf.hparams.num_draws
+        if k == "auto":
+            raise ValueError("this run chose classifier.num_draws on validation (results.json: num_draws_chosen); "
+                             "set eval.num_draws=K")
+        self.num_draws = int(k)
         self.collate = PadCollator(tokenizer.pad_token_id)
         self.filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
         available = ["generative"]
@@ -77,6 +83,15 @@ class RunModels:
                              max_length=self.max_length)["input_ids"]
         return [list(x) if len(x) else [self.filler] for x in ids]
 
+    def batch_dicts(self, ids: list[list[int]]):
+        """Batches in the evaluation contract of the data loaders: one window per text (truncated),
+        ``doc_ids`` = the item index, every real token scored."""
+        for start in range(0, len(ids), self.batch_size):
+            batch = self.collate([{"input_ids": x} for x in ids[start:start + self.batch_size]])
+            batch["doc_ids"] = torch.arange(start, start + len(batch["input_ids"]))
+            batch["score_mask"] = batch["attention_mask"].bool()
+            yield batch
+
     def batches(self, ids: list[list[int]]):
         """Padded ``(input_ids, attention_mask)`` batches in order."""
         for start in range(0, len(ids), self.batch_size):
@@ -93,25 +108,14 @@ class RunModels:
             log_probs, _ = self.baselines["tfidf_lr"].log_probs(list(texts))
             return Scores(torch.as_tensor(log_probs, dtype=torch.float64), [len(t.split()) for t in texts])
         ids = self.encode(texts) if ids is None else [list(x) if len(x) else [self.filler] for x in ids]
-        gen = torch.Generator().manual_seed(self.seed)
-        joints, tokens = [], []
-        for x, att in self.batches(ids):
-            if name == "generative":
-                joint, scores = self.clf.log_joint(x, att, num_draws=self.num_draws, generator=gen)
-                self.forward_passes[name] += scores.forward_passes * len(x)
-                if keep_token_scores and scores.token_scores is not None:
-                    lengths = att.sum(1).tolist()
-                    tokens += [scores.token_scores[i, :, :n].cpu() for i, n in enumerate(lengths)]
-            elif name == "generative_infill":
-                joint = torch.log(infill_label_probs(self.clf, x, att).double().clamp_min(1e-12))
-                self.forward_passes[name] += len(x)
-            elif name == "discriminative":
-                joint, _ = self.baselines["discriminative"].log_joint(x, att)
-                self.forward_passes[name] += len(x)
-            else:
-                raise KeyError(f"unknown model {name!r}; this run has {', '.join(self.names)}")
-            joints.append(joint.detach().cpu().double())
-        return Scores(torch.cat(joints), [len(x) for x in ids], tokens or None)
+        if name not in MODEL_ORDER[:3] or (name == "discriminative" and name not in self.baselines):
+            raise KeyError(f"unknown model {name!r}; this run has {', '.join(self.names)}")
+        model = self.baselines["discriminative"] if name == "discriminative" else self.clf
+        kwargs = {"num_draws": self.num_draws} if name == "generative" else {}
+        preds = predict(model, self.batch_dicts(ids), seed=self.seed, readout=READOUT.get(name, "bayes"),
+                        keep_token_scores=keep_token_scores and name == "generative", **kwargs)
+        self.forward_passes[name] += preds.forward_passes_per_example * len(ids)
+        return Scores(preds.log_joint, [len(x) for x in ids], preds.token_scores)
 
     def score_all(self, texts, names=None, keep_token_scores: bool = False) -> dict[str, Scores]:
         ids = self.encode(texts)
@@ -130,11 +134,11 @@ class RunModels:
         backbone = clf.lms[0].backbone
         no_label = backbone.num_conditions - 1 if backbone.condition_embedding is not None else None
 
-        def score(x, att, condition=None):
+        def score(x, att, condition=None, positions=None):
             cond = None if no_label is None else torch.full((x.shape[0],), no_label, device=x.device)
-            return backbone(x, att, condition=cond)
+            return backbone(x, att, condition=cond, positions=positions)
 
-        gen, out = torch.Generator().manual_seed(self.seed), []
+        gen, out = device_generator(self.seed, clf.device), []
         for x, att in self.batches(self.encode(texts)):
             x = torch.cat([torch.full_like(x[:, :1], clf.nolabel_token_id), x], 1)
             att = torch.cat([torch.ones_like(att[:, :1]), att], 1)

@@ -1,0 +1,13 @@
+"""Judges of generated text: one interface, ``judge(texts, intended_labels) -> list[Verdict]``.
+
+Built from ``conf/judge/<name>.yaml`` through ``hydra.utils.instantiate``: ``classifier`` (a trained
+classifier run of this project), ``llm`` (an OpenAI-compatible chat-completions endpoint),
+``ensemble`` (agreement of several judges). Used by ``task=synthesize``.
+"""
+
+from diffusion_lab.judges.base import Judge, Verdict
+from diffusion_lab.judges.classifier import ClassifierJudge
+from diffusion_lab.judges.ensemble import EnsembleJudge
+from diffusion_lab.judges.llm import LLMJudge
+
+__all__ = ["ClassifierJudge", "EnsembleJudge", "Judge", "LLMJudge", "Verdict"]

@@ -1,0 +1,201 @@
+"""Judges: the LLM judge against a local OpenAI-compatible server started here (good, malformed,
+slow and rate-limited answers; bounded retries; the cache), and the ensemble's voting rules."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from diffusion_lab.judges import EnsembleJudge, LLMJudge, Verdict
+from diffusion_lab.judges.llm import parse_verdict
+
+LABELS = ["negative", "positive"]
+
+
+class Script:
+    """The server's answers in order: ("json", content) | ("status", code) | ("sleep", s, content) | ("raw", body)."""
+
+    def __init__(self):
+        self.actions, self.requests, self.auth = [], [], []
+
+
+@pytest.fixture
+def server():
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            script.requests.append(body)
+            script.auth.append(self.headers.get("Authorization"))
+            action = script.actions.pop(0) if script.actions else ("status", 500)
+            if action[0] == "sleep":
+                time.sleep(action[1])
+                action = ("json", action[2])
+            if action[0] == "status":
+                self.send_response(action[1])
+                self.send_header("Retry-After", "0")
+                self.end_headers()
+                return
+            payload = action[1] if action[0] == "raw" else json.dumps(
+                {"choices": [{"message": {"role": "assistant", "content": action[1]}}]})
+            data = payload.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except BrokenPipeError:  # the client timed out and left
+                pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def judge_for(script, tmp_path=None, **kw):
+    args = dict(base_url=script.url, model="tiny-judge", system="rubric", prompt="Labels: {labels}\nText: {text}",
+                label_names=LABELS, timeout_s=0.5, max_retries=2, backoff_s=0.01, max_backoff_s=0.05,
+                cache_dir=str(tmp_path / "cache") if tmp_path else None, api_key_env="DL_TEST_JUDGE_KEY")
+    return LLMJudge(**{**args, **kw})
+
+
+def good(label="positive", score=0.9):
+    return json.dumps({"label": label, "score": score, "reason": "clearly " + label})
+
+
+def test_good_verdicts_are_parsed(server):
+    server.actions = [("json", good()), ("json", "```json\n" + good("negative", 0.4) + "\n```")]
+    verdicts = judge_for(server).judge(["a fine film", "a dull film"], ["positive", "negative"])
+    assert [(v.label, v.score, v.valid) for v in verdicts] == [("positive", 0.9, True), ("negative", 0.4, True)]
+    assert verdicts[0].agrees("positive") and verdicts[0].judge == "llm"
+    sent = server.requests[0]
+    assert sent["model"] == "tiny-judge" and sent["messages"][0]["content"] == "rubric"
+    assert "a fine film" in sent["messages"][1]["content"] and "negative, positive" in sent["messages"][1]["content"]
+
+
+@pytest.mark.parametrize("answer,why", [
+    ("I think it is positive!", "no JSON object"),
+    ('{"label": "positive", "score": 0.9', "no JSON object"),
+    ('{"label": "great", "score": 0.9, "reason": "x"}', "label 'great' is not one of"),
+    ('{"label": "positive", "score": 7, "reason": "x"}', "score 7 is not a number in"),
+    ('{"label": "positive", "score": "high", "reason": "x"}', "score 'high'"),
+])
+def test_malformed_verdicts_are_rejected_with_a_clear_reason(server, answer, why):
+    server.actions = [("json", answer)]
+    (verdict,) = judge_for(server).judge(["a film"], ["positive"])
+    assert not verdict.valid and verdict.label is None and not verdict.agrees("positive")
+    assert verdict.reason.startswith("malformed verdict") and why in verdict.reason
+    assert len(server.requests) == 1  # malformed is an answer, not a failure: no retry
+
+
+def test_a_non_protocol_body_is_rejected_not_a_crash(server):
+    server.actions = [("raw", "<html>proxy error</html>")]
+    (verdict,) = judge_for(server).judge(["a film"], ["positive"])
+    assert not verdict.valid and "malformed verdict" in verdict.reason
+
+
+def test_429_and_timeouts_are_retried_a_bounded_number_of_times(server):
+    server.actions = [("status", 429), ("sleep", 1.5, good()), ("json", good())]
+    judge = judge_for(server)
+    start = time.perf_counter()
+    (verdict,) = judge.judge(["a film"], ["positive"])
+    assert verdict.valid and verdict.label == "positive"
+    assert len(server.requests) == 3 and judge.requests == 3
+    assert time.perf_counter() - start < 5
+
+    server.requests.clear()
+    server.actions = [("status", 429)] * 10
+    start = time.perf_counter()
+    (verdict,) = judge.judge(["another film"], ["positive"])
+    assert len(server.requests) == 3  # 1 + max_retries, then it gives up
+    assert not verdict.valid and "request failed after 3 attempts: HTTP 429" in verdict.reason
+    assert time.perf_counter() - start < 5
+
+    server.requests.clear()
+    server.actions = [("sleep", 1.5, good())] * 3
+    start = time.perf_counter()
+    (verdict,) = judge_for(server, timeout_s=0.2, max_retries=1).judge(["slow"], ["positive"])
+    assert not verdict.valid and "Timeout" in verdict.reason and len(server.requests) == 2
+    assert time.perf_counter() - start < 3  # never hangs on a slow server
+
+
+def test_other_client_errors_stop_with_the_server_message(server):
+    server.actions = [("status", 404)]
+    with pytest.raises(RuntimeError, match="HTTP 404.*judge.model"):
+        judge_for(server).judge(["a film"], ["positive"])
+    assert len(server.requests) == 1
+
+
+def test_the_cache_avoids_a_second_request(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("DL_TEST_JUDGE_KEY", "sk-test")
+    server.actions = [("json", good()), ("json", good("negative", 0.2))]
+    first = judge_for(server, tmp_path).judge(["a fine film", "a dull film"], ["positive", "negative"])
+    assert len(server.requests) == 2 and server.auth == ["Bearer sk-test"] * 2  # the key comes from the env var
+    again = judge_for(server, tmp_path)  # a rerun: a new judge object, same cache directory
+    second = again.judge(["a fine film", "a dull film"], ["positive", "negative"])
+    assert len(server.requests) == 2 and again.requests == 0
+    assert [v.to_dict() for v in first] == [v.to_dict() for v in second]
+    server.actions = [("json", good())]
+    judge_for(server, tmp_path, model="another-model").judge(["a fine film"], ["positive"])
+    assert len(server.requests) == 3  # the key includes the model
+
+
+def test_failed_requests_are_not_cached(server, tmp_path):
+    server.actions = [("status", 503)] * 3 + [("json", good())]
+    (v,) = judge_for(server, tmp_path).judge(["a film"], ["positive"])
+    assert not v.valid
+    (v,) = judge_for(server, tmp_path).judge(["a film"], ["positive"])
+    assert v.valid and len(server.requests) == 4
+
+
+class Fixed:
+    def __init__(self, name, labels, valid=True):
+        self.name, self.labels, self.valid = name, labels, valid
+
+    def judge(self, texts, intended):
+        return [Verdict(self.name, label, 0.8 if label else 0.0, f"{self.name} says {label}", valid=self.valid)
+                for label in self.labels]
+
+
+def test_ensemble_majority_and_all():
+    judges = {"a": Fixed("a", ["pos", "pos"]), "b": Fixed("b", ["pos", "neg"]), "c": Fixed("c", ["neg", "neg"])}
+    majority = EnsembleJudge(judges, rule="majority").judge(["x", "y"], ["pos", "pos"])
+    assert [v.label for v in majority] == ["pos", "neg"] and majority[0].agrees("pos") and not majority[1].agrees("pos")
+    assert len(majority[0].details) == 3 and "a: a says pos" in majority[0].reason
+    unanimous = EnsembleJudge(judges, rule="all").judge(["x", "y"], ["pos", "pos"])
+    assert [v.valid for v in unanimous] == [False, False]
+    two = EnsembleJudge([Fixed("a", ["pos"]), Fixed("b", [None], valid=False)], rule="majority").judge(["x"], ["pos"])
+    assert not two[0].valid  # 1 of 2 is no majority; an invalid member votes for nothing
+    with pytest.raises(ValueError, match="allowed values are majority, all"):
+        EnsembleJudge(judges, rule="most")
+
+
+def test_parse_verdict_directly():
+    assert parse_verdict(good(), LABELS).score == 0.9
+    assert not parse_verdict("[1, 2]", LABELS).valid
+
+
+def test_judge_configs_compose_and_build(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose
+
+    cfg = compose(["task=synthesize", "judge=llm", "judge.model=m", f"judge.cache_dir={tmp_path}"])
+    judge = instantiate(cfg.judge)
+    assert isinstance(judge, LLMJudge) and "api_key" not in cfg.judge and judge.timeout_s == 60
+    ens = compose(["task=synthesize", "judge=ensemble", "judge.judges.llm.model=m"])
+    assert set(ens.judge.judges) == {"classifier", "llm"} and ens.judge.rule == "majority"

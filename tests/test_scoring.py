@@ -1,0 +1,190 @@
+"""Fast scoring: batched classes, device masks, sequential stopping, per-item pruning, documents."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from diffusion_lab.classifiers.scoring import ClassScorer, class_log_likelihoods
+from diffusion_lab.likelihood import device_generator, elbo_log_likelihood, stratified_mask_draws
+from tests.conftest import TableBackbone
+
+V, MASK = 12, 11
+
+
+def _tables(num_classes, seed=0, spread=1.0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(V, generator=g)
+    tables = []
+    for _ in range(num_classes):
+        t = base + spread * torch.randn(V, generator=g)
+        t[MASK] = -30.0
+        tables.append(torch.log_softmax(t, 0))
+    return tables
+
+
+def per_class_clf(tables):
+    lms = [SimpleNamespace(backbone=TableBackbone(t)) for t in tables]
+    return SimpleNamespace(mode="per_class", lms=lms, num_classes=len(tables), mask_token_id=MASK)
+
+
+def _sample(table, n, length, seed):
+    return torch.multinomial(table.exp(), n * length, replacement=True,
+                             generator=torch.Generator().manual_seed(seed)).view(n, length)
+
+
+def _tiny_conditional():
+    from diffusion_lab.models.encoder import EncoderDenoiser
+
+    torch.manual_seed(0)
+    backbone = EncoderDenoiser(40, pad_token_id=0, num_conditions=3, max_length=24, model_type="bert",
+                               hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64).eval()
+    return SimpleNamespace(mode="conditional", lms=[SimpleNamespace(backbone=backbone)], num_classes=2,
+                           mask_token_id=39, label_token_ids=[36, 37])
+
+
+def test_batched_classes_equal_the_per_class_dense_loop_draw_for_draw():
+    """One pass with every class of a draw (sparse head) == the old loop: class by class, dense logits."""
+    clf = _tiny_conditional()
+    scorer = ClassScorer(clf)
+    x = torch.randint(1, 36, (3, 10), generator=torch.Generator().manual_seed(1))
+    att = torch.ones_like(x)
+    att[2, 7:] = 0
+    ids, a, maskable = scorer.inputs(x, att)
+    batched = elbo_log_likelihood(scorer.score, ids, a, 39, 4, conditions=[0, 1], prefix_keep=1,
+                                  generator=torch.Generator().manual_seed(5), chunk_size=5)
+    draws = stratified_mask_draws(maskable, 4, torch.Generator().manual_seed(5))  # the same draws, by hand
+    for c in range(2):
+        by_hand = torch.zeros(3, dtype=torch.float64)
+        for k in range(4):
+            m = draws.masked[:, k]
+            logp = torch.log_softmax(scorer.logits(c, torch.where(m, 39, ids), a), -1)
+            tok = logp.gather(-1, ids[..., None])[..., 0] * m
+            by_hand += tok.sum(1).double() * draws.weight[:, k].double() / 4
+        assert torch.allclose(batched[:, c], by_hand, atol=1e-4), c
+        single = elbo_log_likelihood(scorer.score, ids, a, 39, 4, conditions=[c], prefix_keep=1,
+                                     generator=torch.Generator().manual_seed(5))
+        assert torch.allclose(batched[:, c], single[:, 0], atol=1e-4)
+
+
+def test_device_masks_are_reproducible_from_the_seed():
+    maskable = torch.ones(4, 30, dtype=torch.bool)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        m = maskable.to(device)
+        a = stratified_mask_draws(m, 6, device_generator(3, device))
+        b = stratified_mask_draws(m, 6, device_generator(3, device))
+        c = stratified_mask_draws(m, 6, device_generator(4, device))
+        assert a.masked.device.type == device
+        assert torch.equal(a.masked, b.masked) and torch.equal(a.weight, b.weight)
+        assert not torch.equal(a.masked, c.masked)
+
+
+def test_sequential_rule_returns_the_exact_argmax_and_stops_early_on_easy_items():
+    tables = _tables(2, seed=1, spread=1.0)
+    clf = per_class_clf(tables)
+    x = torch.cat([_sample(tables[0], 6, 40, 0), _sample(tables[1], 6, 40, 1)])
+    exact = torch.stack([t[x].sum(1) for t in tables], 1).double()
+    scores = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=64, sequential=True, stop_z=3.0,
+                                   stage_draws=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(scores.log_lik.argmax(1), exact.argmax(1))
+    easy = (exact[:, 0] - exact[:, 1]).abs() > 10
+    assert easy.any()
+    assert (scores.passes[easy] < 64 * 2).all()  # decided before num_draws
+    assert scores.passes.max() <= 64 * 2 and scores.forward_passes < 64 * 2
+    # the same seed gives the same decisions
+    again = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=64, sequential=True, stop_z=3.0,
+                                  stage_draws=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.passes, scores.passes) and torch.equal(again.log_lik, scores.log_lik)
+
+
+def test_per_item_pruning_never_drops_the_true_best_class():
+    tables = _tables(4, seed=2, spread=1.5)
+    clf = per_class_clf(tables)
+    x = torch.cat([_sample(tables[c], 5, 30, 10 + c) for c in range(4)])
+    exact = torch.stack([t[x].sum(1) for t in tables], 1).double()
+    best = exact.argmax(1)
+    scores = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=16, adaptive=True, first_stage_draws=4,
+                                   margin=3.0, generator=torch.Generator().manual_seed(0))
+    rows = torch.arange(len(x))
+    # the best class of every item is never pruned: it gets every draw that item gets (an item whose
+    # other classes are all pruned stops early: nothing is left to decide)
+    assert (scores.draws[rows, best] == scores.draws.max(1).values).all()
+    assert (scores.draws < 16).any() and scores.forward_passes < 16 * 4
+    assert torch.equal(scores.log_lik.argmax(1), best)
+    # items favour different classes: a class pruned for one item is still scored for another
+    lagging = scores.draws < scores.draws.max(1, keepdim=True).values
+    assert (lagging.any(0) & (scores.draws == 16).any(0)).any()
+
+
+def _windowed_batch():
+    """Doc 0: two windows (the second sees 3 overlap tokens as context); doc 1: one window."""
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, MASK, (3, 10), generator=g)
+    att = torch.ones_like(ids)
+    att[2, 8:] = 0
+    score_mask = att.bool().clone()
+    score_mask[1, :3] = False
+    return {"input_ids": ids, "attention_mask": att, "score_mask": score_mask,
+            "doc_ids": torch.tensor([4, 4, 5]), "labels": torch.tensor([1, 1, 0])}
+
+
+def test_documents_sum_their_windows_and_overlap_is_never_scored():
+    tables = _tables(2, seed=3, spread=2.0)
+    clf = per_class_clf(tables)
+    b = _windowed_batch()
+    scores = class_log_likelihoods(clf, b["input_ids"], b["attention_mask"], num_draws=3000,
+                                   score_mask=b["score_mask"], doc_ids=b["doc_ids"],
+                                   generator=torch.Generator().manual_seed(0))
+    per_window = torch.stack([(t[b["input_ids"]] * b["score_mask"]).sum(1) for t in tables], 1).double()
+    exact = torch.stack([per_window[0] + per_window[1], per_window[2]])
+    assert scores.log_lik.shape == (2, 2)
+    assert torch.allclose(scores.log_lik, exact, rtol=0.03)
+    assert (scores.token_scores[~b["score_mask"][:, None, :].expand(-1, 2, -1)] == 0).all()
+    assert scores.passes.tolist() == [2 * 3000 * 2, 3000 * 2]  # two windows, then one
+
+
+def test_predict_gives_one_row_per_document_for_every_readout():
+    from diffusion_lab.classifiers.predict import predict
+
+    class Disc(torch.nn.Module):  # window logits = its first token (as a float), both classes
+        device = torch.device("cpu")
+
+        def log_joint(self, ids, att):
+            return torch.stack([ids[:, 0].double(), -ids[:, 0].double()], 1), None
+
+    b = _windowed_batch()
+    p = predict(Disc(), [b])
+    n = b["score_mask"].sum(1).double()
+    z = b["input_ids"][:, 0].double()
+    assert p.log_joint.shape == (2, 2) and p.labels.tolist() == [1, 0]
+    assert p.log_joint[0, 0].item() == pytest.approx(float((n[:2] * z[:2]).sum() / n[:2].sum()))
+    assert p.passes.tolist() == [2.0, 1.0]
+
+
+def test_num_draws_auto_reads_validation_only():
+    from diffusion_lab.classifiers.draws import choose_num_draws
+    from diffusion_lab.classifiers.generative import GenerativeClassifier
+
+    tables = _tables(2, seed=4, spread=1.0)
+
+    class TableLM(torch.nn.Module):
+        def __init__(self, t):
+            super().__init__()
+            self.backbone = TableBackbone(t)
+
+    clf = GenerativeClassifier([TableLM(t) for t in tables], "per_class", 2, [math.log(0.5)] * 2, MASK,
+                               optimizer=None).eval()
+    x = torch.cat([_sample(tables[0], 8, 12, 0), _sample(tables[1], 8, 12, 1)])
+    batch = {"input_ids": x, "attention_mask": torch.ones_like(x), "labels": torch.tensor([0] * 8 + [1] * 8)}
+
+    class ValidationOnly:
+        def dataloader(self, split):
+            if split != "validation":
+                raise AssertionError(f"num_draws=auto read the {split} split")
+            return [batch]
+
+    k, table = choose_num_draws(clf, ValidationOnly(), [1, 2, 4, 8], tolerance=0.05)
+    assert k in table and set(table) == {1, 2, 4, 8}
+    assert table[k] <= table[8] + 0.05 and all(table[j] > table[8] + 0.05 for j in table if j < k)
