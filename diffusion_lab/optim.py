@@ -1,6 +1,17 @@
-"""Optimizer and LR schedule from config partials (``_partial_: true`` in ``conf/config.yaml``)."""
+"""Optimizer and LR schedule from config partials (``conf/optimizer/*``, ``conf/scheduler/*``, ``_partial_: true``).
+
+Schedules are called ``scheduler_factory(optimizer, num_training_steps=N)``; a schedule that also
+takes ``trainer`` receives the Lightning trainer (the time-budget schedule reads its ``Timer``).
+"""
 
 from __future__ import annotations
+
+import inspect
+import logging
+
+from torch.optim.lr_scheduler import LambdaLR
+
+log = logging.getLogger(__name__)
 
 
 def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
@@ -19,7 +30,8 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
     if scheduler_factory is None:
         return optimizer
     total = int(module.trainer.estimated_stepping_batches)
-    scheduler = scheduler_factory(optimizer, num_training_steps=max(total, 1))
+    extra = {"trainer": module.trainer} if _takes(scheduler_factory, "trainer") else {}
+    scheduler = scheduler_factory(optimizer, num_training_steps=max(total, 1), **extra)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -34,3 +46,62 @@ def warmup_cosine(optimizer, num_training_steps: int, warmup_fraction: float = 0
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, num_warmup_steps=warmup, num_training_steps=num_training_steps, min_lr_rate=min_lr_ratio
     )
+
+
+def _takes(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def triangle(progress: float, warmup_fraction: float, min_lr_ratio: float) -> float:
+    """LR multiplier at ``progress`` in [0, 1]: linear 0 -> 1 over ``warmup_fraction``, then linear
+    1 -> ``min_lr_ratio`` at ``progress = 1`` (and held there after)."""
+    p = min(max(progress, 0.0), 1.0)
+    if p < warmup_fraction:
+        return p / warmup_fraction
+    return 1.0 - (1.0 - min_lr_ratio) * (p - warmup_fraction) / max(1.0 - warmup_fraction, 1e-12)
+
+
+def training_clock(trainer):
+    """``(elapsed_s, budget_s)`` of Lightning's ``Timer`` (the one ``trainer.max_time`` installs), or None.
+
+    Its elapsed time is part of the checkpoint, so a resumed run continues the schedule where it was."""
+    from lightning.pytorch.callbacks import Timer
+
+    timers = [c for c in getattr(trainer, "callbacks", []) if isinstance(c, Timer)]
+    if not timers or timers[0].time_remaining() is None:
+        return None
+    timer = timers[0]
+    return lambda: (timer.time_elapsed(), timer.time_elapsed() + timer.time_remaining())
+
+
+def time_budget_triangle(optimizer, num_training_steps: int, trainer=None, warmup_fraction: float = 0.5,
+                         min_lr_ratio: float = 0.0, clock=None):
+    """Cramming's "budget triangle": warm up, then decay, over the WALL-CLOCK budget ``trainer.max_time``.
+
+        lr(t) = lr_peak * triangle(elapsed(t) / budget)
+
+    Progress is elapsed training time over the budget, so the schedule reaches its end when the budget
+    does, whatever the throughput. Without ``trainer.max_time`` progress falls back to
+    ``step / num_training_steps`` (the same triangle over steps). ``clock() -> (elapsed_s, budget_s)``
+    replaces the trainer's Timer (tests, plain loops).
+    """
+    clock = clock or (training_clock(trainer) if trainer is not None else None)
+    if clock is None:
+        log.warning("scheduler=budget_triangle without trainer.max_time: the triangle runs over %d steps",
+                    num_training_steps)
+
+    def multiplier(step: int) -> float:
+        if clock is None:
+            return triangle(step / max(num_training_steps, 1), warmup_fraction, min_lr_ratio)
+        elapsed, budget = clock()
+        return triangle(elapsed / max(budget, 1e-9), warmup_fraction, min_lr_ratio)
+
+    return LambdaLR(optimizer, multiplier)
+
+
+def constant(optimizer, num_training_steps: int):
+    """A constant learning rate (``scheduler=constant``)."""
+    return LambdaLR(optimizer, lambda step: 1.0)
