@@ -28,7 +28,14 @@ KINDS = ("train_lm", "train_classifier")
 
 
 def run_kind(run_dir) -> str:
-    """The run's task name, refused unless generate can read it (a local check: no shared one yet)."""
+    """The run's task name, refused unless generate can read it (``runs.require_run_kind`` when the
+    checkout has it, else the same check here)."""
+    try:
+        from diffusion_lab.runs import require_run_kind
+    except ImportError:
+        require_run_kind = None
+    if require_run_kind is not None:
+        require_run_kind(run_dir, KINDS, "task=generate")
     kind = load_run_config(run_dir).task.get("name")
     if kind not in KINDS:
         raise ValueError(f"run_dir={run_dir} is a {kind!r} run; task=generate reads a language-model run "
