@@ -28,7 +28,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion_lab import resolvers  # noqa: F401  (registers ${dl.*} resolvers)
-from diffusion_lab.config_schema import ConfigError, validate
+from diffusion_lab.config_schema import ConfigError, check_accelerator, validate
 from diffusion_lab.logging_utils import finish_wandb, get_logger
 from diffusion_lab.rich_utils import print_config_tree
 from diffusion_lab.runs import check_resume_config, require_run_kind, write_results
@@ -97,6 +97,7 @@ def run(cfg: DictConfig):
     started = time.time()
     try:
         validate(cfg)
+        check_accelerator(cfg)
         check_resume(cfg)
         out.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config_resolved.yaml", resolve=True)

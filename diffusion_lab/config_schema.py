@@ -136,6 +136,7 @@ def validate(cfg: DictConfig) -> None:
             f"model.objective=autoregressive needs a causal backbone; model={cfg.model.get('name')} "
             f"({cfg.model.get('family')}) is an encoder. Use model=gpt2_tiny or model=gpt2 (tokenizer=gpt2)"
         )
+    _check_sample_length(cfg)
     _check_pretrained_reachable(cfg)
     for section in ("masking", "sampler"):
         if section in cfg and cfg[section] is not None:
@@ -146,20 +147,57 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(f"{section}: {cause}") from None
 
 
+def _check_sample_length(cfg: DictConfig) -> None:
+    """Samples drawn at each validation end must fit the window the model is trained on."""
+    task, data = cfg.get("task"), cfg.get("data")
+    if task is None or data is None or task.get("sample_length") is None or not task.get("num_samples", 1):
+        return
+    if int(task.sample_length) > int(data.max_length):
+        raise ConfigError(
+            f"task.sample_length={task.sample_length} exceeds the model's window data.max_length={data.max_length}: "
+            f"the validation samples would fail after the first epoch; set task.sample_length<={data.max_length} "
+            "(or task.num_samples=0 for no samples)"
+        )
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    """A GPU trainer (gpu, ddp, fsdp, multinode) on a machine without one: stop before any data work.
+
+    Not part of ``validate`` (a GPU recipe is a valid config anywhere); ``app.run`` calls it on the
+    machine that runs the task, right after ``validate``."""
+    trainer = cfg.get("trainer")
+    if trainer is None or str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        strategy = trainer.get("strategy")
+        name = strategy if isinstance(strategy, str) else "fsdp"
+        hint = ("trainer=ddp_cpu (2 CPU processes, gloo)" if name not in ("auto", None)
+                else "trainer=cpu")
+        raise ConfigError(
+            f"trainer.accelerator={trainer.accelerator} (strategy={name}) needs a GPU, but torch sees none "
+            f"(torch.cuda.is_available() is False); on this machine use {hint}"
+        )
+
+
 def _check_pretrained_reachable(cfg: DictConfig) -> None:
-    """Offline with a hub id that is not a local folder: stop now, not after loading the data."""
-    import os
+    """A hub id that is not a local folder nor cached: offline, or no network, stops now (seconds), not
+    after loading the data or a minute of hub retries."""
     from pathlib import Path
+
+    from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
 
     name = cfg.get("model", {}).get("pretrained") if cfg.get("model") else None
     if not name or Path(str(name)).expanduser().exists():
         return
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        if try_to_load_from_cache(str(name), "config.json") is None:
-            raise ConfigError(
-                f"model.pretrained={name!r} is not cached and the hub is offline (HF_HUB_OFFLINE=1). "
-                "Options: model.pretrained=<local folder saved with save_pretrained>, or a from-scratch "
-                "model (model=roberta_tiny / roberta_small / gpt2_tiny; for IMDB: +experiment=imdb_gen_clf_cpu)"
-            )
+    if isinstance(try_to_load_from_cache(str(name), "config.json"), str):
+        return  # in the local hub cache
+    if hub_offline():
+        raise ConfigError(f"model.pretrained={name!r} is not cached and the hub is offline (HF_HUB_OFFLINE=1). "
+                          f"Options: {OFFLINE_HINT.split(', and use ', 1)[1]}")
+    if not hub_reachable():
+        raise ConfigError(f"model.pretrained={name!r} is not cached and {hub_endpoint()} cannot be reached "
+                          f"(no network?); {OFFLINE_HINT}")

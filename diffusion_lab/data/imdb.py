@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 from diffusion_lab.data.cleaning import Rows, assemble_splits, clean_rows
@@ -75,10 +74,15 @@ class ImdbSource:
         looked = f"{self.root}/train.jsonl.gz and {self.root}/test.jsonl.gz"
         if self.hub_id is None:
             raise FileNotFoundError(f"IMDB files not found: looked for {looked}; {DATA_DIR_HINT}")
-        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get("HF_DATASETS_OFFLINE", "0") not in ("", "0"):
+        from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
+
+        if hub_offline("HF_DATASETS_OFFLINE"):
             raise FileNotFoundError(
                 f"IMDB files not found: looked for {looked}, and the hub is offline (HF_HUB_OFFLINE); {DATA_DIR_HINT}"
             )
+        if not hub_reachable():
+            raise FileNotFoundError(f"IMDB files not found: looked for {looked}, and {hub_endpoint()} cannot be "
+                                    f"reached (no network?); {DATA_DIR_HINT}; or {OFFLINE_HINT}")
         from datasets import load_dataset  # only users with a network reach this
 
         try:

@@ -26,10 +26,23 @@ def _suffix(path: Path) -> str:
 
 
 def read_records(path: Path) -> list[dict]:
-    """Rows of one file as dicts (``txt``: ``{"text": line}``)."""
+    """Rows of one file as dicts (``txt``: ``{"text": line}``); text that is not UTF-8 is an error naming the file."""
+    try:
+        return _read_records(Path(path))
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} at offset {err.start}); "
+            f"re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > utf8{_suffix(Path(path))}"
+        ) from None
+    except (csv.Error, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} cannot be parsed as {_suffix(Path(path))}: {err}") from None
+
+
+def _read_records(path: Path) -> list[dict]:
     fmt = _suffix(path)
     opener = gzip.open if fmt.endswith(".gz") else open
     if fmt in (".csv", ".tsv"):
+        csv.field_size_limit(2**31 - 1)  # a long review is one field: no 128 KiB limit (JSONL has none)
         with open(path, newline="", encoding="utf-8") as f:
             return list(csv.DictReader(f, delimiter="\t" if fmt == ".tsv" else ","))
     if fmt == ".txt":
@@ -101,9 +114,22 @@ class TextFilesSource:
         return [r.get(self.text_column) for r in records], labels, has_labels
 
     def _label_map(self, train_labels: list) -> tuple[Callable, dict, list[str]]:
-        """(raw label -> key, key -> class id, class names in id order), decided by the train labels."""
-        if all(_as_int(y) is not None for y in train_labels):
-            names = self.label_names or [str(i) for i in range(max(map(_as_int, train_labels)) + 1)]
+        """(raw label -> key, key -> class id, class names in id order), decided by the train labels.
+
+        Labels must be all class ids or all names: a file that mixes ``0``/``1`` with ``neg``/``pos``
+        would otherwise silently become a 4-class problem.
+        """
+        ints = [_as_int(y) is not None for y in train_labels]
+        names = sorted({_as_str(y) for y, i in zip(train_labels, ints, strict=True) if not i} - {None})[:5]
+        if self.label_names is None and any(ints) and names:
+            ids = sorted({str(y).strip() for y, i in zip(train_labels, ints, strict=True) if i})[:5]
+            raise ValueError(
+                f"train file {self.paths['train']}: column {self.label_column!r} mixes class ids {ids} with label "
+                f"names {names}; write every label one way, or set dataset.label_names=[...] (names in class-id order)"
+            )
+        if all(ints) or (any(ints) and not names):
+            top = max(i for i in map(_as_int, train_labels) if i is not None)
+            names = self.label_names or [str(i) for i in range(top + 1)]
             return _as_int, {i: i for i in range(len(names))}, names
         names = self.label_names or sorted({_as_str(y) for y in train_labels} - {None})
         return _as_str, {n: i for i, n in enumerate(names)}, names

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -69,7 +68,9 @@ class TrainedBPE:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "0") not in ("", "0", "false", "False") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    from diffusion_lab.hub import hub_offline
+
+    return hub_offline()
 
 
 class PretrainedTokenizer:

@@ -9,7 +9,6 @@ ever "the first N rows".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from hydra.utils import instantiate
@@ -48,27 +47,39 @@ def run_splits(run_cfg: DictConfig):
 
 
 def dataset_config(name_or_cfg, cfg: DictConfig) -> DictConfig:
-    """``conf/dataset/<name>.yaml`` composed as ``dataset=<name>`` would be (``${data_dir}`` of ``cfg``),
-    or a mapping with ``_target_`` used as given."""
+    """``dataset=<name>`` composed as on the command line (``${data_dir}`` of ``cfg``), found through
+    Hydra's config search path: the package's ``conf/`` plus a user ``--config-dir`` or
+    ``hydra.searchpath=[...]`` when running under Hydra. A mapping with ``_target_`` is used as given."""
     if not isinstance(name_or_cfg, str):
         return name_or_cfg
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     from diffusion_lab.app import conf_dir
 
-    conf = Path(conf_dir())
-    if not (conf / "dataset" / f"{name_or_cfg}.yaml").is_file():
-        known = sorted(p.stem for p in (conf / "dataset").glob("*.yaml"))
-        raise ValueError(f"dataset {name_or_cfg!r} is not a config in conf/dataset; choose from {', '.join(known)}")
     overrides = [f"dataset={name_or_cfg}", f"data_dir={cfg.data_dir}"]
-    if GlobalHydra.instance().is_initialized():
-        composed = compose(config_name="config", overrides=overrides)
+    searchpath = list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
+    if searchpath:
+        overrides.append(f"hydra.searchpath=[{','.join(searchpath)}]")
+    if GlobalHydra.instance().is_initialized():  # the running app's search path, --config-dir included
+        composed = _compose_dataset(compose, name_or_cfg, overrides)
     else:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            composed = compose(config_name="config", overrides=overrides)
-    node = OmegaConf.create(OmegaConf.to_container(composed.dataset, resolve=True))
-    return node
+        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+            composed = _compose_dataset(compose, name_or_cfg, overrides)
+    return OmegaConf.create(OmegaConf.to_container(composed.dataset, resolve=True))
+
+
+def _compose_dataset(compose, name: str, overrides: list[str]):
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+
+    try:
+        return compose(config_name="config", overrides=overrides)
+    except MissingConfigException:
+        known = GlobalHydra.instance().config_loader().get_group_options("dataset")
+        raise ValueError(f"dataset {name!r} is not a dataset config on the config search path (conf/dataset, "
+                         f"--config-dir, hydra.searchpath); choose from {', '.join(sorted(known))}") from None
 
 
 def load_shift_items(name_or_cfg, cfg: DictConfig, label_names: list[str], n: int | None, seed: int):

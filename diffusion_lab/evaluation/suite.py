@@ -15,10 +15,14 @@ import torch
 
 from diffusion_lab.evaluation.ood import energy_score, length_matched_indices, max_softmax_score, ood_metrics
 from diffusion_lab.evaluation.perturbations import perturb
+from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.metrics.calibration import T_MAX, T_MIN, apply_temperature, fit_temperature
 from diffusion_lab.metrics.classification import classification_metrics, mcnemar_pvalue, nll
 
 REFERENCE = "generative"
+#: fewest items per side for an OOD statistic (``eval.ood_min_n``)
+MIN_OOD_N = 20
+log = get_logger(__name__)
 
 
 def _metrics(log_joint, labels, temperature: float | None = None) -> dict:
@@ -123,10 +127,19 @@ def ood_with_interval(s_in, s_out, seed: int, n_boot: int = 200) -> dict:
 
 
 def ood_section(scores_in: dict, scores_out: dict, uncond_in, uncond_out, lengths_in, lengths_out,
-                dataset: str, seed: int, bins: int = 10) -> dict:
-    """``{model: {score: {all: metrics, length_matched: metrics}}}``; lengths are in model tokens."""
+                dataset: str, seed: int, bins: int = 10, min_n: int = MIN_OOD_N) -> dict:
+    """``{model: {score: {all: metrics, length_matched: metrics}}}``; lengths are in model tokens.
+
+    A statistic on fewer than ``min_n`` items per side is not computed: it is reported as
+    ``{"skipped": reason, "n_in", "n_out"}`` (short OOD texts against long windows leave few
+    length-matched pairs, and an AUROC of 1.0 on n = 1 says nothing).
+    """
     keep_in, keep_out = length_matched_indices(lengths_in, lengths_out, seed, bins=bins)
     matched = {"n_in": len(keep_in), "n_out": len(keep_out)}
+    too_few = min(len(keep_in), len(keep_out)) < min_n
+    if too_few and keep_in and keep_out:
+        log.warning("OOD %s: only %d length-matched items per side (< eval.ood_min_n=%d): the length-matched "
+                    "statistics are reported as unavailable", dataset, min(len(keep_in), len(keep_out)), min_n)
     out = {}
     for n in scores_in:
         s_in = ood_scores(n, scores_in[n], uncond_in if n == "generative" else None)
@@ -135,8 +148,13 @@ def ood_section(scores_in: dict, scores_out: dict, uncond_in, uncond_out, length
                  "mean_tokens_out": float(torch.tensor(lengths_out).double().mean())}
         for kind in s_in:
             res = {"all": ood_with_interval(s_in[kind], s_out[kind], seed)}
-            if keep_in and keep_out:
+            if keep_in and keep_out and not too_few:
                 res["length_matched"] = ood_with_interval(s_in[kind][keep_in], s_out[kind][keep_out], seed)
+            elif too_few and keep_in and keep_out:
+                res["length_matched"] = {
+                    "skipped": f"only {min(matched.values())} length-matched items per side, fewer than "
+                               f"eval.ood_min_n={min_n}: the in- and out-of-distribution lengths barely overlap",
+                    **matched}
             else:
                 res["length_matched"] = {"skipped": "no length bin holds both in- and out-of-distribution items",
                                          **matched}

@@ -153,7 +153,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
             if e.ood_unconditional and "generative" in models.names else (None, None)
         len_in = [len(x) for x in models.encode(test.texts)]
         len_out = [len(x) for x in models.encode(out_texts)]
-        ev["ood"] = suite.ood_section(test_scores, scores_out, *uncond, len_in, len_out, name, seed, int(e.length_bins))
+        ev["ood"] = suite.ood_section(test_scores, scores_out, *uncond, len_in, len_out, name, seed, int(e.length_bins),
+                                      int(e.get("ood_min_n", suite.MIN_OOD_N)))
         pairs = {f"{n} {k}": (suite.ood_scores(n, test_scores[n])[k], suite.ood_scores(n, scores_out[n])[k])
                  for n, k in (("generative", "log_px_per_token"), ("discriminative", "energy")) if n in scores_out}
         if pairs:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,9 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
 from diffusion_lab.config_schema import ConfigError
-from diffusion_lab.runs import find_checkpoint, load_run_config
-from diffusion_lab.tasks.generate import generate_from_run
+from diffusion_lab.logging_utils import get_logger
+from diffusion_lab.runs import find_checkpoint, load_run_config, require_run_kind
+from diffusion_lab.tasks.generate import KINDS, generate_from_run
 from diffusion_lab.viz import (
     frames_from_trajectory,
     masking_explainer,
@@ -39,7 +39,7 @@ from diffusion_lab.viz.masking_explainer import masked_positions, schedule_rates
 from diffusion_lab.viz.trajectory import decode_pieces
 from diffusion_lab.viz.wandb_media import log_files, start_wandb_run
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MODES = ("denoise", "masking")
 DEFAULT_TEXT = "the film was a quiet delight from its first scene to the very last line"
@@ -64,10 +64,20 @@ def check_run_dir(path: Any, key: str = "run_dir", checkpoint: str | None = "bes
         if not (run_dir / "tokenizer").is_dir():
             raise FileNotFoundError(f"{run_dir / 'tokenizer'} is missing")
         if checkpoint is not None:
+            require_run_kind(run_dir, KINDS, f"task=visualize ({key})")
             find_checkpoint(run_dir, checkpoint)
     except FileNotFoundError as err:
         raise ConfigError(f"{key}={run_dir} is not a trained diffusion_lab run: {err}") from None
     return run_dir
+
+
+def check_steps(cfg: DictConfig, length: int) -> None:
+    """Every sampler step is a frame and a forward pass, and a step past ``length`` reveals nothing:
+    ``sampler.steps > task.length`` would run for minutes to draw empty frames, so it stops here."""
+    steps = int(cfg.sampler.get("steps", 0) or 0)
+    if cfg.sampler.get("name") != "autoregressive" and steps > length:
+        raise ConfigError(f"sampler.steps={steps} exceeds task.length={length}: each step reveals at least one of "
+                          f"the {length} tokens, so the extra steps are empty frames; set sampler.steps<={length}")
 
 
 def load_tokenizer(run_dir: Path):
@@ -138,6 +148,7 @@ def visualize_generation(cfg: DictConfig, out: Path) -> dict:
     compare_dir = check_run_dir(task.compare_run_dir, "task.compare_run_dir", checkpoint) \
         if task.get("compare_run_dir") else None
     gen_cfg = _generation_cfg(cfg, run_dir)  # both runs share the prompt and the length
+    check_steps(cfg, int(gen_cfg.task.length))
     runs = {"main": _generate(run_dir, gen_cfg)}
     if compare_dir is not None:
         runs["compare"] = _generate(compare_dir, gen_cfg)
