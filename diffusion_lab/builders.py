@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from diffusion_lab.batch_size import batch_plan
 from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.models.denoiser import subs_token_ids
 from diffusion_lab.logging_utils import build_loggers
 
 
@@ -49,6 +50,8 @@ def build_backbone(cfg: DictConfig, tokenizer, num_conditions: int = 0):
         cfg.model.backbone, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
         num_conditions=num_conditions, max_length=cfg.data.max_length + 8,
     )
+    if cfg.model.get("subs", False) and cfg.model.objective == "diffusion":  # SUBS: models/denoiser.py
+        backbone.suppress_tokens(subs_token_ids(tokenizer))
     limit = getattr(backbone, "max_positions", None)
     if limit is not None and cfg.data.max_length + PREFIX_TOKENS > limit:
         raise ConfigError(

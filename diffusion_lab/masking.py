@@ -11,6 +11,16 @@ probability ``m(t)``. Every schedule draws per-sequence times ``t``, maps them t
 with ``t`` antithetic across the batch: ``t_j = (u + j/B) mod 1`` mapped to ``[min_rate, max_rate]``.
 In general the weight is ``m'(t) / m(t)``; the bound holds when ``[min_rate, max_rate] = (0, 1]``.
 
+Training window (BD3-LM's clipped schedules, ``train_min_rate`` / ``train_max_rate``): training draws
+``t ~ U[t_lo, t_hi]`` with ``t_lo = t(train_min_rate)``, ``t_hi = t(train_max_rate)``, which lowers the
+variance of the ``1/t`` objective, and multiplies the weight by ``(t_hi - t_lo)`` so that
+
+    E[train/loss] = int_{t_lo}^{t_hi} (m'(t)/m(t)) E[sum_i 1[x_t^i = mask] (-log p(x_0^i | x_t))] dt / N,
+
+the NELBO truncated to the window (comparable across windows: a part of the full NELBO, never a
+rescaled one). Only training reads the window: the bound of validation, scoring and perplexity
+(``diffusion_lab.likelihood``) takes nothing from the schedule but ``prefix_keep``.
+
 ``SeedDiscreteSchedule`` (the original "RoBERTa diffusion" recipe): one rate per batch from
 ``{0.1, ..., 1.0}``, loss = mean cross-entropy over the masked tokens, no weight. Not a bound.
 """
@@ -32,7 +42,8 @@ class MaskingSchedule:
 
     elbo: bool = True  #: whether ``loss`` is a (scaled) negative ELBO
 
-    def __init__(self, min_rate: float = 1e-3, max_rate: float = 1.0, prefix_keep: int = 0, name: str = ""):
+    def __init__(self, min_rate: float = 1e-3, max_rate: float = 1.0, prefix_keep: int = 0, name: str = "",
+                 train_min_rate: float | None = None, train_max_rate: float | None = None):
         if not 0.0 < min_rate <= max_rate <= 1.0:
             raise ValueError(
                 f"masking.min_rate={min_rate}, masking.max_rate={max_rate}: need 0 < min_rate <= max_rate <= 1"
@@ -40,6 +51,16 @@ class MaskingSchedule:
         if prefix_keep < 0:
             raise ValueError(f"masking.prefix_keep must be >= 0, got {prefix_keep}")
         self.min_rate, self.max_rate, self.prefix_keep, self.name = min_rate, max_rate, prefix_keep, name
+        lo = min_rate if train_min_rate is None else train_min_rate
+        hi = max_rate if train_max_rate is None else train_max_rate
+        windowed = train_min_rate is not None or train_max_rate is not None
+        if not min_rate <= lo <= hi <= max_rate or (windowed and lo == hi):
+            raise ValueError(
+                f"masking.train_min_rate={train_min_rate}, masking.train_max_rate={train_max_rate}: need "
+                f"min_rate ({min_rate}) <= train_min_rate < train_max_rate <= max_rate ({max_rate})"
+            )
+        self.windowed = windowed
+        self.train_min_rate, self.train_max_rate = lo, hi
 
     # --- the schedule -------------------------------------------------------------------------
     def rate(self, t: torch.Tensor) -> torch.Tensor:
@@ -54,12 +75,23 @@ class MaskingSchedule:
         """Per-sequence weight of the summed masked cross-entropy."""
         raise NotImplementedError
 
+    def time_window(self) -> tuple[float, float]:
+        """``(t_lo, t_hi)`` of training draws: ``t(train_min_rate), t(train_max_rate)``."""
+        return self.inverse_rate(self.train_min_rate), self.inverse_rate(self.train_max_rate)
+
+    def window_factor(self) -> float:
+        """``t_hi - t_lo`` with a training window (the truncated NELBO), 1 without one."""
+        if not self.windowed:
+            return 1.0
+        lo, hi = self.time_window()
+        return hi - lo
+
     def sample_t(self, batch_size: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
-        """Antithetic times in ``[t(min_rate), t(max_rate)]``: ``t_j = (u + j/B) mod 1``, rescaled."""
+        """Antithetic times in the training window ``[t_lo, t_hi]``: ``t_j = (u + j/B) mod 1``, rescaled."""
         u = torch.rand((), generator=generator, device=device)
         offsets = torch.arange(batch_size, device=device, dtype=torch.float32) / batch_size
         s = (u + offsets) % 1.0
-        lo, hi = self.inverse_rate(self.min_rate), self.inverse_rate(self.max_rate)
+        lo, hi = self.time_window()
         return lo + (hi - lo) * s
 
     # --- forward process and loss ------------------------------------------------------------
@@ -80,7 +112,7 @@ class MaskingSchedule:
 
         ``nll``: precomputed ``token_nll(logits, input_ids)`` (saves a second cross-entropy)."""
         nll = (token_nll(logits, input_ids) if nll is None else nll) * masked
-        weighted = (nll.sum(1) * self.loss_weight(t)).sum()
+        weighted = (nll.sum(1) * self.loss_weight(t) * self.window_factor()).sum()
         return weighted / self.maskable(attention_mask).sum().clamp_min(1)
 
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
+from diffusion_lab.models.denoiser import Denoiser
+
 
 def test_modernbert_tiny_trains_and_generates(tiny_run):
     results, train_dir = tiny_run(["model=modernbert_tiny"], "train")
@@ -83,3 +85,118 @@ def test_cramming_optimizer_and_budget_schedule_run(tiny_run, monkeypatch):
     cfg = compose([*TINY, *cfg_overrides])
     assert tuple(cfg.optimizer.betas) == (0.9, 0.98) and cfg.optimizer.eps == 1e-12
     assert training_clock(object()) is None  # no Timer: the triangle falls back to steps
+
+
+class TableDenoiser(Denoiser):
+    """Context-free ``Denoiser``: logits ``table`` at every position whatever it sees, through the real
+    ``Denoiser.forward`` (output bias, sparse ``positions``, SUBS)."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__(vocab_size=len(table))
+        self.table = torch.nn.Parameter(table.clone())
+
+    def embed(self, input_ids, condition):
+        return torch.zeros(*input_ids.shape, 1)
+
+    def _dense_logits(self, inputs_embeds, attention_mask):
+        return self.table.expand(inputs_embeds.shape[0], inputs_embeds.shape[1], -1)
+
+
+def _table_lm(schedule, table):
+    from diffusion_lab.models.diffusion_lm import DiffusionLM
+
+    return DiffusionLM(backbone=TableDenoiser(table), masking=schedule, optimizer=None, mask_token_id=0, seed=0)
+
+
+VOCAB = 8
+TABLE = torch.randn(VOCAB, generator=torch.Generator().manual_seed(0))
+
+
+def _ids(rows=4096, length=6, low=2):
+    return torch.randint(low, VOCAB, (rows, length), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("schedule", ["loglinear", "cosine"])
+def test_windowed_loss_of_a_context_free_model_is_its_truncated_nelbo(schedule):
+    """Context-free: E_q[sum_i masked nll_i] = m(t) S, so int_{t_lo}^{t_hi} (m'/m) m S dt = (hi - lo) S:
+    E[train/loss] = (train_max_rate - train_min_rate) * S / N, whatever the schedule."""
+    from diffusion_lab.masking import CosineSchedule, LogLinearSchedule
+
+    cls = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}[schedule]
+    ids = _ids()
+    att = torch.ones_like(ids)
+    nll_per_token = float(-torch.log_softmax(TABLE, -1)[ids].mean())  # S / N
+    plain = cls(0.05, 1.0)  # no window: t ~ U[t(min), t(max)], no factor, E = (max - min) / (t_max - t_min) S / N
+    no_window = (1.0 - 0.05) / (plain.inverse_rate(1.0) - plain.inverse_rate(0.05)) * nll_per_token
+    for window, expected in (((0.2, 0.6), 0.4 * nll_per_token), ((None, None), no_window)):
+        lm = _table_lm(cls(0.05, 1.0, train_min_rate=window[0], train_max_rate=window[1]), TABLE)
+        loss = torch.stack([lm.training_loss(ids, att)["loss"] for _ in range(16)]).mean()
+        assert float(loss) == pytest.approx(expected, rel=0.02), window
+
+
+def test_training_window_changes_training_only_not_the_bound():
+    from diffusion_lab.masking import LogLinearSchedule
+
+    ids = _ids(rows=64)
+    att = torch.ones_like(ids)
+    full, windowed = (_table_lm(LogLinearSchedule(1e-3, 1.0, **kw), TABLE)
+                      for kw in ({}, {"train_min_rate": 0.3, "train_max_rate": 0.5}))
+    windowed.backbone.load_state_dict(full.backbone.state_dict())
+    bounds = [lm.sequence_log_likelihood(ids, att, num_draws=4, generator=torch.Generator().manual_seed(3))
+              for lm in (full, windowed)]
+    assert torch.equal(bounds[0], bounds[1])
+    rates = windowed.training_loss(ids, att)["rates"]
+    assert rates.min() >= 0.3 - 1e-6 and rates.max() <= 0.5 + 1e-6
+    with pytest.raises(ValueError, match="train_min_rate"):
+        LogLinearSchedule(0.1, 0.5, train_min_rate=0.05)
+
+
+def test_subs_bound_is_the_exact_likelihood_over_non_special_tokens():
+    """Suppressed ids carry the LARGEST logits; with SUBS the context-free bound of a constant row equals
+    sum_i log softmax over the non-suppressed tokens (each draw is exact for a constant row)."""
+    from diffusion_lab.masking import LogLinearSchedule
+
+    table = TABLE.clone()
+    table[:2] = 10.0  # mask (0) and pad (1) would dominate
+    lm = _table_lm(LogLinearSchedule(), table)
+    lm.backbone.suppress_tokens([0, 1])
+    ids = torch.arange(2, VOCAB)[:, None].repeat(1, 5)  # one constant row per ordinary token
+    att = torch.ones_like(ids)
+    bound = lm.sequence_log_likelihood(ids, att, num_draws=3, generator=torch.Generator().manual_seed(0))
+    exact = 5 * torch.log_softmax(table[2:], -1).double()
+    assert torch.allclose(bound, exact, atol=1e-5)
+    sparse = lm.backbone(ids, att, positions=att.bool())
+    assert sparse.shape == (ids.numel(), VOCAB) and torch.isinf(sparse[:, :2]).all()
+    loss = lm.training_loss(ids, att)["loss"]
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert lm.backbone.table.grad[:2].abs().sum() == 0  # suppressed logits receive no gradient
+
+
+def test_subs_sampling_never_emits_a_suppressed_id():
+    from diffusion_lab.samplers.confidence import ConfidenceSampler
+
+    table = TABLE.clone()
+    table[5] = 20.0  # an ordinary id the model would otherwise always pick
+    backbone = TableDenoiser(table)
+    backbone.suppress_tokens([0, 1, 5])
+    out = ConfidenceSampler(steps=4).sample(lambda x, a: backbone(x, a), [[], []], 12, 0, forbidden_token_ids=[0],
+                                            generator=torch.Generator().manual_seed(0))
+    assert out.tokens.numel() == 24 and not torch.isin(out.tokens, torch.tensor([0, 1, 5])).any()
+
+
+def test_subs_ids_from_the_config_keep_the_label_tokens(tiny_run):
+    from diffusion_lab.builders import build_backbone
+    from diffusion_lab.classifiers.label_tokens import add_label_tokens
+    from diffusion_lab.models.denoiser import subs_token_ids
+    from tests.conftest import TINY, compose
+
+    _, out = tiny_run(["trainer.max_steps=1", "model=modernbert_tiny", "model.subs=true"], "subs")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
+    labels, nolabel = add_label_tokens(tok, 2)
+    backbone = build_backbone(compose([*TINY, "model=modernbert_tiny", "model.subs=true"]), tok)
+    ids = set(backbone.suppress_ids.tolist())
+    assert {tok.mask_token_id, tok.pad_token_id} <= ids and ids == set(subs_token_ids(tok))
+    assert not ids & {*labels, nolabel}

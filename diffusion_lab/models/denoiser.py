@@ -14,6 +14,12 @@ training set's smoothed log unigram frequencies (``init_unigram``): the untraine
 predicts ``log p(w)`` (or ``log p(w | c)``) at every masked position, which is the loss level small
 models otherwise spend their first thousand CPU steps reaching (the "unigram plateau"), and a
 class-conditional model starts as a multinomial naive-Bayes classifier.
+
+SUBS (MDLM's substitution parameterisation, ``model.subs=true``): the ids in ``suppress_ids`` (mask,
+pad and the tokenizer's other special tokens, ``subs_token_ids``) get logit -inf in ``forward``, the
+one place every caller (training loss, likelihood bound, samplers) reads logits from, so the model's
+distribution is renormalised over the tokens data can hold:
+``p(x_i = v | x_t) = exp(z_v) / sum_{u not suppressed} exp(z_u)``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,15 @@ class Denoiser(nn.Module):
         self.condition_bias = nn.Embedding(num_conditions, vocab_size) if num_conditions > 0 else None
         if self.condition_bias is not None:
             nn.init.zeros_(self.condition_bias.weight)
+        # not persistent: rebuilt from the config and tokenizer, so checkpoints with and without SUBS load alike
+        self.register_buffer("suppress_ids", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    def suppress_tokens(self, ids) -> None:
+        """SUBS: never predict ``ids`` (their logits are -inf in every ``forward``)."""
+        ids = torch.as_tensor(sorted(set(int(i) for i in ids)), dtype=torch.long)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"suppressed token ids {ids.tolist()} lie outside the vocabulary 0..{self.vocab_size - 1}")
+        self.suppress_ids = ids.to(self.output_bias.device)
 
     @torch.no_grad()
     def init_unigram(self, log_p: torch.Tensor, log_p_cond: torch.Tensor | None = None) -> None:
@@ -88,6 +103,8 @@ class Denoiser(nn.Module):
         if condition is not None and self.condition_bias is not None:
             bias = self.condition_bias(condition).to(logits.dtype)  # [B, V]
             logits = logits + (bias[:, None, :] if positions is None else bias[positions.nonzero(as_tuple=True)[0]])
+        if self.suppress_ids.numel():
+            logits = logits.index_fill(-1, self.suppress_ids, float("-inf"))
         return logits
 
     def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
@@ -103,3 +120,13 @@ class Denoiser(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None) -> torch.Tensor:
         """Last hidden states ``[B, L, H]`` (for discriminative heads on the same backbone)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose hidden states")
+
+
+def subs_token_ids(tokenizer) -> list[int]:
+    """The ids SUBS suppresses: mask, pad and every special token of ``tokenizer`` except the label tokens
+    (``<label_c>`` / ``<nolabel>``): the conditional classifier's infill readout predicts those at the
+    label slot. The data never holds a special token (``add_special_tokens=False``), so the bound is
+    unaffected except through the renormalisation."""
+    ids = set(tokenizer.all_special_ids) | {tokenizer.mask_token_id, tokenizer.pad_token_id}
+    labels = {i for t, i in tokenizer.get_vocab().items() if t.startswith("<label_") or t == "<nolabel>"}
+    return sorted(i for i in ids - labels if i is not None)
