@@ -134,6 +134,17 @@ def check_launcher_in_sweep(trainer: L.Trainer) -> None:
 
 
 def unigram_init(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> bool:
+    """A fresh run's initialisation: the unigram biases below, then ``model.init_from=<train_lm run>``
+    (``models/init_from.py``: the LM's backbone weights, condition biases kept from here)."""
+    done = unigram_biases(cfg, dm, backbones, num_classes)
+    if cfg.model.get("init_from"):
+        from diffusion_lab.models.init_from import init_from_run
+
+        init_from_run(cfg.model.init_from, backbones, dm.tokenizer)
+    return done
+
+
+def unigram_biases(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> bool:
     """Start output biases at the training set's unigram statistics (``model.unigram_init``).
 
     One backbone: ``log p(w)`` (+ ``log p(w | c)`` rows when ``num_classes``); one per class

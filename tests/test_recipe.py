@@ -200,3 +200,37 @@ def test_subs_ids_from_the_config_keep_the_label_tokens(tiny_run):
     ids = set(backbone.suppress_ids.tolist())
     assert {tok.mask_token_id, tok.pad_token_id} <= ids and ids == set(subs_token_ids(tok))
     assert not ids & {*labels, nolabel}
+
+
+CLF = ["task=train_classifier", "task.baselines=[]", "classifier.num_draws=2", "task.val_draws=1"]
+
+
+def _run_without_bpe_size(overrides, out):
+    """A tiny run whose tokenizer is not the BPE (TINY's tokenizer.vocab_size would not compose)."""
+    from diffusion_lab.app import run
+    from tests.conftest import TINY, compose
+
+    return run(compose([*(o for o in TINY if not o.startswith("tokenizer.")), *overrides], out)), out
+
+
+def test_classifier_starts_from_an_lm_run_and_refuses_a_mismatch(tiny_run, tmp_path):
+    _, lm_dir = tiny_run(["model=modernbert_tiny", "trainer.max_steps=2"], "lm")
+    init = ["model=modernbert_tiny", f"model.init_from={lm_dir}", "tokenizer=pretrained",
+            f"tokenizer.name_or_path={lm_dir / 'tokenizer'}"]
+    _, clf_dir = _run_without_bpe_size([*CLF, *init, "optimizer.lr=0.0", "trainer.max_steps=1"], tmp_path / "clf")
+    from diffusion_lab.runs import find_checkpoint
+
+    lm = torch.load(find_checkpoint(lm_dir, "best"), weights_only=False)["state_dict"]
+    clf = torch.load(clf_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for key, value in lm.items():
+        if key.startswith("backbone."):
+            mine = clf[f"lms.0.{key}"]
+            assert torch.equal(mine[: value.shape[0]], value), key  # lr=0: still the LM's weights
+    words = "backbone.model.model.embeddings.tok_embeddings.weight"
+    assert clf[f"lms.0.{words}"].shape[0] == lm[words].shape[0] + 3  # <label_0>, <label_1>, <nolabel>
+    with pytest.raises(ValueError, match="another id"):
+        tiny_run([*CLF, "model=modernbert_tiny", f"model.init_from={lm_dir}", "tokenizer.vocab_size=280"], "bad_vocab")
+    with pytest.raises(ValueError, match="sizes must match"):
+        _run_without_bpe_size([*CLF, *init, "model.backbone.hidden_size=48"], tmp_path / "bad_size")
+    with pytest.raises(ValueError, match="task=train_lm run"):
+        _run_without_bpe_size([*CLF, init[0], f"model.init_from={clf_dir}", *init[2:]], tmp_path / "bad_kind")
