@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -106,7 +107,8 @@ class GenerativeClassifier(L.LightningModule):
         """``(1 - w) * L_text + w * L_label`` with ``w = classifier.infill_weight``.
 
         ``L_text``: the diffusion loss of the masking schedule on the text tokens (the label token is
-        not one of them). ``L_label = -log p(y | x_t)`` at the label token, masked on its own with
+        not one of them). ``L_label = -log p(y | x_t)`` at the label token (softmax over the label
+        tokens, as the readout reads it), the label token masked on its own with
         probability ``classifier.infill_mask_prob`` (mean over the rows where it is masked), the
         condition hidden there; both from ONE forward pass. The readout learns from a signal of its
         own size instead of one token in L + 1.
@@ -121,12 +123,16 @@ class GenerativeClassifier(L.LightningModule):
         x_t[:, 0] = torch.where(label_masked, torch.full_like(labels, self.mask_token_id), x[:, 0])
         cond = torch.where(label_masked, torch.full_like(labels, no_label), labels)
         logits = lm.backbone(x_t, a, condition=cond, positions=masked)
-        nll = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-        nll[masked] = torch.nn.functional.cross_entropy(logits.float(), x[masked], reduction="none")
         text_masked = masked.clone()
         text_masked[:, 0] = False
+        at_label = (masked & ~text_masked)[masked]  # which rows of the sparse logits are label slots
+        nll = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        nll[text_masked] = F.cross_entropy(logits[~at_label].float(), x[text_masked], reduction="none")
         text = schedule.loss(None, x, text_att, text_masked, t, nll=nll)
-        label = (nll[:, 0] * label_masked).sum() / label_masked.sum().clamp_min(1)
+        # over the label tokens only: the readout's own softmax (infill_label_probs), not the vocabulary's
+        label_logits = logits[at_label][:, self.label_token_ids].float()
+        label = F.cross_entropy(label_logits, labels[label_masked]) if label_masked.any() else text * 0
+        self.log("train/label_infill_nll", label, batch_size=x.shape[0])
         return (1 - hp.infill_weight) * text + hp.infill_weight * label
 
     def _per_class_loss(self, ids, att, labels):

@@ -16,9 +16,9 @@ from omegaconf import DictConfig
 
 from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
 from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
+from diffusion_lab.classifiers.draws import resolve_num_draws
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.report import mcnemar_against, model_metrics, render
-from diffusion_lab.classifiers.scoring import infill_label_probs
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import wandb_logger
 from diffusion_lab.runs import load_checkpoint, write_results
@@ -46,19 +46,8 @@ def _resume_point(out: Path) -> str | None:
 
 
 def _infill(clf, loader):
-    import torch
-
-    from diffusion_lab.classifiers.predict import Predictions
-
-    start, probs, labels = time.perf_counter(), [], []
-    clf.eval()
-    for batch in loader:
-        ids, att = batch["input_ids"].to(clf.device), batch["attention_mask"].to(clf.device)
-        probs.append(infill_label_probs(clf, ids, att).double().cpu())
-        labels.append(batch["labels"])
-    n = sum(len(x) for x in labels)
-    return Predictions(torch.log(torch.cat(probs).clamp_min(1e-12)), torch.cat(labels),
-                       n / (time.perf_counter() - start), 1.0)
+    """The one-pass label readout through the shared scoring path (one row per document)."""
+    return predict(clf, loader, readout="infill")
 
 
 def run(cfg: DictConfig) -> dict:
@@ -83,7 +72,7 @@ def run(cfg: DictConfig) -> dict:
     steps = trainer.global_step
     if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
         return _validation_only(cfg, clf, dm, out, steps)
-    score = {"num_draws": cfg.classifier.num_draws}
+    score = {"num_draws": resolve_num_draws(cfg.classifier, clf, dm, cfg.task.eval_seed)}  # auto: on validation
     val_loader, test_loader = dm.dataloader("validation"), dm.dataloader("test")
     val_preds = {"generative": predict(clf, val_loader, seed=cfg.task.eval_seed, **score)}
     test_preds = {"generative": predict(clf, test_loader, seed=cfg.task.eval_seed + 1, **score)}
@@ -109,6 +98,7 @@ def run(cfg: DictConfig) -> dict:
         "seed": cfg.seed, "eval_seed": cfg.task.eval_seed, "n_test": len(test_preds["generative"].labels),
         "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
         "classifier": {k: cfg.classifier[k] for k in ("mode", "estimator", "num_draws", "prior")},
+        "num_draws_chosen": score["num_draws"],
         "model": cfg.model.name, "max_length": cfg.data.max_length,
         "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
         "tfidf_input": "full text" if "tfidf_lr" in test_preds and full else "token window",

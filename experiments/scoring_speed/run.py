@@ -1,0 +1,125 @@
+"""Scoring speed: examples/s and forward passes per item of every readout, on the SAME model and items.
+
+    python experiments/scoring_speed/run.py <classifier run dir> --n 2000 --out experiments/scoring_speed
+
+Rows: discriminative (if the run trained it), Bayes with fixed K (``--ks``), Bayes sequential
+(``--stop-z``, at most ``--max-draws``), infill and hybrid (conditional runs), and the original recipe
+(``estimator=seed_mean_loss``, 5 independent 15% masks per class). Each row: accuracy [95% CI], NLL,
+examples/s, forward passes per item. Items: a stratified random subset of the run's test split
+(``eval.max_test`` semantics, the run's seed); the windowing policy is the run's. Writes
+``results.json``, ``table.md`` and ``accuracy_vs_passes.png`` into ``--out``. Run it alone on an idle
+machine: examples/s is wall-clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from diffusion_lab.classifiers.build import load_classifier_run
+from diffusion_lab.classifiers.predict import predict
+from diffusion_lab.metrics.classification import classification_metrics
+
+
+def load_items(run_dir: Path, cfg, n: int):
+    cfg.datamodule.cache_dir = None
+    cfg.datamodule.max_test = n
+    cfg.datamodule.tokenizer = {"_target_": "diffusion_lab.data.tokenizer.PretrainedTokenizer",
+                                "name_or_path": str(run_dir / "tokenizer")}
+    dm = instantiate(cfg.datamodule)
+    dm.setup()
+    return list(dm.dataloader("test"))  # materialised once: every row scores the same batches
+
+
+def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict]]:
+    rows = []
+    if "discriminative" in baselines:
+        rows.append(("discriminative", baselines["discriminative"], {}))
+    for k in args.ks:
+        rows.append((f"bayes K={k}", clf, {"num_draws": k, "adaptive": False, "sequential": False}))
+    rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}", clf,
+                 {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z}))
+    if clf.mode == "conditional" and not clf.autoregressive:
+        rows.append(("infill", clf, {"readout": "infill"}))
+        rows.append((f"hybrid p<{args.hybrid_threshold} -> K={args.hybrid_draws}", clf,
+                     {"readout": "hybrid", "hybrid_threshold": args.hybrid_threshold,
+                      "num_draws": args.hybrid_draws, "adaptive": False}))
+    if not clf.autoregressive:
+        rows.append(("seed_mean_loss (15%, 5 draws/class)", clf, {"estimator": "seed_mean_loss", "seed_draws": 5}))
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.errorbar(r["passes_per_item"], r["accuracy"], yerr=[[r["accuracy"] - r["ci95"][0]],
+                    [r["ci95"][1] - r["accuracy"]]], fmt="o", capsize=3)
+        ax.annotate(r["name"], (r["passes_per_item"], r["accuracy"]), fontsize=7, xytext=(4, 2),
+                    textcoords="offset points")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("forward passes per item")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"accuracy vs passes (n = {rows[0]['n']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--max-draws", type=int, default=16)
+    parser.add_argument("--stop-z", type=float, default=3.0)
+    parser.add_argument("--hybrid-threshold", type=float, default=0.9)
+    parser.add_argument("--hybrid-draws", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path("experiments/scoring_speed"))
+    args = parser.parse_args()
+    cfg, _, clf, baselines = load_classifier_run(args.run_dir)
+    clf.to(args.device)
+    for model in baselines.values():
+        if isinstance(model, torch.nn.Module):
+            model.to(args.device)
+    batches = load_items(args.run_dir, cfg, args.n)
+    results = []
+    for name, model, kwargs in rows_to_run(args, clf, baselines):
+        predict(model, batches[:1], seed=args.seed, **kwargs)  # warm-up (kernels, allocator)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        p = predict(model, batches, seed=args.seed, **kwargs)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        m = classification_metrics(p.probs, p.labels)
+        results.append({"name": name, "n": m["n"], "accuracy": m["accuracy"], "ci95": m["accuracy_ci95"],
+                        "nll": m["nll"], "examples_per_s": len(p.labels) / wall,
+                        "passes_per_item": p.forward_passes_per_example, "wall_s": wall, "seed": args.seed})
+        print(json.dumps(results[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = ["| readout | forward passes / item | examples/s | accuracy [95% CI] | NLL |", "|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['passes_per_item']:.2f} | {r['examples_per_s']:.1f} | {r['accuracy']:.3f} "
+              f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] | {r['nll']:.3f} |" for r in results]
+    meta = {"run_dir": str(args.run_dir), "device": args.device, "n": results[0]["n"], "seed": args.seed,
+            "long_text": cfg.get("data", {}).get("long_text", "truncate")}
+    (args.out / "table.md").write_text(f"{json.dumps(meta)}\n\n" + "\n".join(lines) + "\n")
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
+    plot(results, args.out / "accuracy_vs_passes.png")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
