@@ -8,6 +8,7 @@ constructors (masking schedule, sampler) are instantiated here too, so their err
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -75,14 +76,17 @@ class SamplerSchema:
 
 @dataclass
 class ClassifierSchema:
-    num_draws: int = 8
+    num_draws: Any = 8  # a positive int, or "auto" (chosen on validation)
     first_stage_draws: int = 2
     estimator: str = "elbo_crn"
     prior: str = "train"
     mode: str = "conditional"
 
     def __post_init__(self):
-        _positive("classifier", self, "num_draws", "first_stage_draws")
+        _positive("classifier", self, "first_stage_draws")
+        if self.num_draws != "auto" and (not isinstance(self.num_draws, int) or isinstance(self.num_draws, bool)
+                                         or self.num_draws <= 0):
+            raise ConfigError(f"classifier.num_draws={self.num_draws!r}: must be a positive integer or auto")
         allowed = {"estimator": ("elbo_crn", "seed_mean_loss"), "prior": ("train", "uniform"),
                    "mode": ("conditional", "per_class")}
         for key, options in allowed.items():

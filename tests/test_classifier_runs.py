@@ -58,3 +58,34 @@ def test_unsup_texts_that_copy_validation_or_test_are_removed_and_counted(tmp_pa
     splits = ImdbSource(tmp_path, val_size=8, use_unsup=True, hub_id=None).load(seed=0)
     assert splits.unsup["text"] == ["an unlabelled review"]
     assert splits.stats["duplicates_removed"]["unsup_in_validation_or_test"] == 3
+
+
+def test_gpt2_attention_annealing_advances_inside_train_classifier(tmp_path, monkeypatch):
+    from diffusion_lab.classifiers.generative import GenerativeClassifier
+    from tests.test_ar_lm import _gpt2_run
+
+    seen = []
+    real = GenerativeClassifier.training_step
+
+    def spy(self, batch, batch_idx):
+        out = real(self, batch, batch_idx)
+        seen.append(self.lms[0].backbone.anneal_progress)
+        return out
+
+    monkeypatch.setattr(GenerativeClassifier, "training_step", spy)
+    _gpt2_run(tmp_path / "run", ["task=train_classifier", "model.backbone.attention_anneal_steps=4", "task.val_draws=1",
+                                 "classifier.num_draws=1", "task.baselines=[]", "trainer.max_epochs=2"])
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and sorted(seen) == seen  # causal -> full over the steps
+
+
+@pytest.mark.parametrize("value, ok", [("auto", True), ("3", True), ("0", False), ("many", False)])
+def test_num_draws_is_a_positive_integer_or_auto(value, ok):
+    from diffusion_lab.config_schema import ConfigError, validate
+    from tests.conftest import compose
+
+    cfg = compose([f"classifier.num_draws={value}"])
+    if ok:
+        validate(cfg)
+    else:
+        with pytest.raises(ConfigError, match="classifier.num_draws"):
+            validate(cfg)

@@ -74,6 +74,9 @@ class GenerativeClassifier(L.LightningModule):
 
     # --- training -----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
+        for lm in self.lms:  # GPT-2: causal -> full attention over training (the LMs are not trained by fit)
+            if hasattr(lm.backbone, "set_anneal_step"):
+                lm.backbone.set_anneal_step(self.global_step)
         ids, att, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
         if (labels < 0).any() or (labels >= self.num_classes).any():
             raise ValueError(f"training batch has labels outside 0..{self.num_classes - 1}: {labels.unique().tolist()}")

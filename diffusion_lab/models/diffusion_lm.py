@@ -74,13 +74,14 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
         return torch.full_like(labels, no_label) if drop else labels.masked_fill(labels < 0, no_label)
 
     def sequence_log_likelihood(self, input_ids, attention_mask, conditions=None, num_draws=None,
-                                generator=None, return_token_scores=False, chunk_size=256):
+                                generator=None, return_token_scores=False, chunk_size=None, score_mask=None):
         """``log p(x)`` lower bound ``[B]`` (or ``log p(x | c)`` ``[B, C]`` on shared draws); see
         ``diffusion_lab.likelihood.elbo_log_likelihood``. The interface every LM offers classifiers."""
         return elbo_log_likelihood(
             self.backbone, input_ids, attention_mask, self.hparams.mask_token_id,
             num_draws or self.hparams.eval_draws, conditions=conditions, prefix_keep=self.masking.prefix_keep,
             generator=generator, chunk_size=chunk_size, return_token_scores=return_token_scores,
+            score_mask=score_mask,
         )
 
     def training_step(self, batch, batch_idx):
@@ -136,11 +137,14 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
         condition = None
         if self.backbone.condition_embedding is not None:
             condition = [self.backbone.num_conditions - 1]  # unconditional p(x)
-        bound = self.sequence_log_likelihood(ids, att, conditions=condition, generator=self._val_gen)
+        scored = batch.get("score_mask")  # windows: overlap context is not scored (counted once)
+        bound = self.sequence_log_likelihood(ids, att, conditions=condition, generator=self._val_gen,
+                                             score_mask=scored)
         if condition is not None:
             bound = bound[:, 0]
         self.val_nll_sum.update(-bound.sum())
-        self.val_tokens.update(self.masking.maskable(att).sum().double())
+        maskable = self.masking.maskable(att)
+        self.val_tokens.update((maskable if scored is None else maskable & scored).sum().double())
 
     def on_validation_epoch_end(self):
         nll = float(self.val_nll_sum.compute() / self.val_tokens.compute().clamp_min(1))
