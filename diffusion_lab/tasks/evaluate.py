@@ -12,7 +12,6 @@ end of ``task=train_classifier`` with ``eval.after_training=true``.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -27,10 +26,11 @@ from diffusion_lab.evaluation.models import RunModels
 from diffusion_lab.evaluation.perturbations import PERTURBATIONS, build_frequency_vocab
 from diffusion_lab.evaluation.plots import deletion_figure, ood_figure, robustness_figure
 from diffusion_lab.evaluation.publish import log_wandb, print_summary, write_pages
+from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.metrics.calibration import apply_temperature, reliability_diagram
 from diffusion_lab.runs import find_checkpoint, load_run_config, write_results
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 SECTIONS = ("calibration", "robustness", "shift", "ood", "explanations")
 
 

@@ -9,11 +9,11 @@ Rows are jobs (failed ones marked, with their error), columns the swept keys and
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
+from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.reporting.collect import collect, swept_keys
 from diffusion_lab.reporting.plots import plot_all
 from diffusion_lab.reporting.tables import (
@@ -25,7 +25,7 @@ from diffusion_lab.reporting.tables import (
     write_csv,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def run_dirs(cfg: DictConfig) -> list[Path]:
