@@ -29,8 +29,14 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
     optimizer = optimizer_factory(groups)
     if scheduler_factory is None:
         return optimizer
-    total = int(module.trainer.estimated_stepping_batches)
+    total = module.trainer.estimated_stepping_batches
     extra = {"trainer": module.trainer} if _takes(scheduler_factory, "trainer") else {}
+    if total == float("inf"):  # max_steps=-1, max_epochs=-1: only trainer.max_time ends the run
+        if not extra:
+            raise ValueError("the LR schedule needs a step count, but trainer.max_steps=-1 and trainer.max_epochs=-1; "
+                             "set trainer.max_steps, or use scheduler=budget_triangle with trainer.max_time")
+        total = 1
+    total = int(total)
     scheduler = scheduler_factory(optimizer, num_training_steps=max(total, 1), **extra)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -155,7 +155,8 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
             "val/bits_per_token": nll / math.log(2),
             "val/ppl_bound": math.exp(min(nll, 50.0)),
         }, sync_dist=True)
-        if self.sampler is not None and self.tokenizer is not None and not self.trainer.sanity_checking:
+        if (self.sampler is not None and self.tokenizer is not None and self.hparams.num_samples > 0
+                and not self.trainer.sanity_checking):
             self.last_samples = self.generate([""] * self.hparams.num_samples, self.hparams.sample_length)
             self._record_samples()
 

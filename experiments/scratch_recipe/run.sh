@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 11 ablation: one lever at a time from today's recipe (experiment=scratch_lm: IMDB, 64 tokens, BPE 4,096)
+# at a fixed wall-clock budget, then summarize.py prints steps, tokens/s, validation bound per token and its
+# distance below the unigram cross-entropy. Run on an IDLE machine (2 cores); record `uptime` with the table.
+#   bash experiments/scratch_recipe/run.sh                                   # 30 minutes per row
+#   ONLY="baseline ema" BUDGET=00:00:00:10 EXTRA="dataset=synthetic_sentiment ~dataset.use_unsup data.lm_use_unsup=false data.max_length=16 tokenizer.vocab_size=300 \
+#     data.max_val=16 trainer.val_check_interval=4" bash experiments/scratch_recipe/run.sh   # seconds-long check
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUDGET=${BUDGET:-00:00:30:00}
+EXTRA=${EXTRA:-}
+SEED=${SEED:-0}
+OUT=${OUT:-experiments/scratch_recipe/runs}
+mkdir -p "$OUT"
+declare -A ROWS=(
+  [baseline]=""
+  [modernbert]="model=modernbert_tiny"
+  [no_dropout]="model.backbone.dropout=0.0"
+  [cramming_adamw]="optimizer=cramming trainer.gradient_clip_val=0.5"
+  [budget_triangle]="scheduler=budget_triangle"
+  [ema]="callbacks=[default,ema] callbacks.ema.decay=0.999"
+  [rate_window]="masking.train_min_rate=0.1 masking.train_max_rate=0.9"
+  [subs]="+model.subs=true"
+)
+ORDER=(${ONLY:-baseline modernbert no_dropout cramming_adamw budget_triangle ema rate_window subs})
+uptime | tee "$OUT/uptime_start.txt"
+for name in "${ORDER[@]}"; do
+  # shellcheck disable=SC2086
+  python -m diffusion_lab +experiment=scratch_lm trainer.max_time="$BUDGET" seed="$SEED" logger=csv \
+    ${ROWS[$name]} $EXTRA hydra.run.dir="$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "row $name failed: $OUT/$name.log"
+done
+uptime | tee "$OUT/uptime_end.txt"
+python experiments/scratch_recipe/summarize.py "$OUT" "${ORDER[@]}"
