@@ -18,7 +18,7 @@ import torch
 from datasets import Dataset, concatenate_datasets
 from torch.utils.data import DataLoader
 
-from diffusion_lab.data.batching import BucketBatchSampler, PadCollator, SeededPermutationSampler
+from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
 from diffusion_lab.data.cleaning import stratified_indices
 from diffusion_lab.data.splits import TextSplits
 from diffusion_lab.data.windows import POLICIES, RandomWindows, document_batches, window_rows, window_stats
@@ -201,9 +201,11 @@ class TextDataModule(L.LightningDataModule):
         if self.bucket_by_length and not _distributed():
             sampler = BucketBatchSampler(lengths, batch_size, seed=self.seed, on_epoch=getattr(data, "set_epoch", None))
             return DataLoader(data, batch_sampler=sampler, **common)
-        # under DDP Lightning swaps in a DistributedSampler (shuffle=True, seed=0, set_epoch per epoch)
-        sampler = SeededPermutationSampler(len(lengths), self.seed, on_epoch=getattr(data, "set_epoch", None))
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, **common)
+        # under DDP Lightning swaps in a DistributedSampler (shuffle=True, seed=0, set_epoch per epoch); it
+        # reads shuffling off a RandomSampler, so this path keeps one (RandomWindows then keeps epoch 0's
+        # windows: each long document gets one random window for the whole run)
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train", shuffle=True, batch_size=self.batch_size)

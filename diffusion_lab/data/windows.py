@@ -81,8 +81,8 @@ def window_stats(lengths: list[int], policy: str, window: int, overlap: int) -> 
 class RandomWindows(torch.utils.data.Dataset):
     """Training rows: a document longer than ``window`` gives one random window, drawn from
     ``(seed, epoch, row)`` so the order is reproducible and a resumed run sees the same windows.
-    ``set_epoch`` is called by the training sampler (single process; under DDP Lightning's
-    DistributedSampler replaces it and every epoch reuses the epoch-0 windows)."""
+    ``set_epoch`` is called by the length-bucketed training sampler; without it (DDP, or
+    ``bucket_by_length=false``) every epoch reuses the epoch-0 windows."""
 
     def __init__(self, ds, window: int, seed: int = 0):
         self.ds, self.window, self.seed, self.epoch = ds, window, seed, 0

