@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# The committed IMDB generative-classifier measurement on 2 shared CPU cores: conditional (with the
-# discriminative and TF-IDF baselines) and per_class (TF-IDF only, same test items), concurrently.
+# The committed IMDB generative-classifier measurement on 2 CPU cores (run it alone on the machine):
+# the pretrained-MiniLM preset (conditional generative classifier + discriminative MiniLM with the same
+# optimizer steps + TF-IDF on full text), whole reviews, 2,000 stratified test reviews; then the
+# naive-Bayes initialisation and the window policy (first 128 tokens vs whole review) on the same items.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-experiments/imdb_gen_clf/runs}
 mkdir -p "$OUT"
-COMMON=(+experiment=imdb_gen_clf_cpu logger=csv print_config=false seed=0)
-OMP_NUM_THREADS=1 python -m diffusion_lab "${COMMON[@]}" classifier=conditional \
-    hydra.run.dir="$OUT/conditional" > "$OUT/conditional.log" 2>&1 &
-OMP_NUM_THREADS=1 python -m diffusion_lab "${COMMON[@]}" classifier=per_class task.baselines=[tfidf_lr] \
-    hydra.run.dir="$OUT/per_class" > "$OUT/per_class.log" 2>&1 &
-wait
+log() { echo "$(date -u +%FT%TZ) $1 | $(uptime)" | tee -a "$OUT/timeline.txt"; }
+log "start conditional"
+python -m diffusion_lab +experiment=imdb_gen_clf_cpu classifier=conditional seed=0 logger=csv \
+    hydra.run.dir="$OUT/conditional" "$@" > "$OUT/conditional.log" 2>&1
+log "end conditional"
+python experiments/imdb_gen_clf/window_policy.py "$OUT/conditional" --n 2000 \
+    --out experiments/imdb_gen_clf/window_policy.json > "$OUT/window_policy.log" 2>&1
+log "end window_policy"
+python experiments/imdb_gen_clf/init_only.py "$OUT/conditional" --n 500 --k 4 \
+    --out experiments/imdb_gen_clf/init_only.json > "$OUT/init_only.log" 2>&1
+log "end init_only"
