@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 #: what to do without a network (named by every hub error)
 OFFLINE_HINT = ("set HF_HUB_OFFLINE=1 (no hub attempts), and use model.pretrained=<local folder saved with "
                 "save_pretrained> or an offline preset: +experiment=quickstart, +experiment=imdb_gen_clf_cpu "
-                "(from scratch), model=roberta_tiny / gpt2_tiny, model=minilm (weights shipped in a package)")
+                "(pretrained MiniLM shipped in a package), model=minilm, model=roberta_tiny / gpt2_tiny (random init)")
 
 
 def hub_offline(*extra_vars: str) -> bool:
