@@ -1,19 +1,22 @@
-"""What reading whole reviews buys: the trained run's models on the same test items, scored on the
-first ``data.max_length`` tokens only (``truncate``) and on every window (``windows``).
+"""What reading whole reviews buys: the trained run's models on its own test items, scored on the
+first ``data.max_length`` tokens only (``truncate``), against the run's whole-review predictions
+(``windows``, read from its ``predictions.csv``: the same items in the same order).
 
-    python experiments/imdb_gen_clf/window_policy.py experiments/imdb_gen_clf/runs/conditional --n 2000 \
+    python experiments/imdb_gen_clf/window_policy.py experiments/imdb_gen_clf/runs/conditional \
         --out experiments/imdb_gen_clf/window_policy.json
 
-This reads the test split of a finished run again; it is a reported ablation of the run's own
-models, nothing is chosen from it.
+This reads the test split of a finished run again: a reported ablation of the run's own models with
+its own scoring settings; nothing is chosen from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 
 from diffusion_lab.classifiers.build import load_classifier_run
@@ -21,34 +24,41 @@ from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.metrics.classification import classification_metrics, mcnemar_pvalue
 
 
+def windowed_correct(run_dir: Path, name: str, labels: torch.Tensor, label_names: list[str]) -> torch.Tensor:
+    rows = list(csv.DictReader((run_dir / "predictions.csv").open(encoding="utf-8")))
+    gold = [label_names[int(y)] for y in labels]
+    if [r["label"] for r in rows] != gold:
+        raise RuntimeError("the run's predictions.csv does not hold the same test items in the same order")
+    return torch.tensor([r[f"{name}_pred"] == r["label"] for r in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("run_dir")
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--k", type=int, default=None, help="draws per class (default: the run's num_draws)")
+    parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     cfg, _, clf, baselines = load_classifier_run(args.run_dir)
-    k = args.k or int(cfg.classifier.num_draws)
+    results = json.loads((args.run_dir / "results.json").read_text())
+    cfg.datamodule.cache_dir = str(args.run_dir)  # the run's tokenizer (with its label tokens)
+    cfg.datamodule.long_text = "truncate"
+    dm = instantiate(cfg.datamodule)
+    dm.setup()
+    score = {"num_draws": int(results.get("num_draws_chosen") or cfg.classifier.num_draws)}
+    out = {"n": len(dm.datasets["test"]), "window": int(cfg.data.max_length), "score": score,
+           "truncate_stats": dm.window_stats("test"), "windows_stats": results.get("windows", {}).get("test")}
     models = {"generative": clf, **{n: m for n, m in baselines.items() if n == "discriminative"}}
-    result, correct = {"n": args.n, "K": k, "window": int(cfg.data.max_length)}, {}
-    for policy in ("truncate", "windows"):
-        cfg.datamodule.cache_dir = str(args.run_dir)  # the run's tokenizer (with its label tokens)
-        cfg.datamodule.max_test, cfg.datamodule.long_text = args.n, policy
-        dm = instantiate(cfg.datamodule)
-        dm.setup()
-        result[f"{policy}_stats"] = dm.window_stats("test")
-        for name, model in models.items():
-            p = predict(model, dm.dataloader("test"), seed=cfg.task.eval_seed + 1, num_draws=k)
-            result[f"{name}/{policy}"] = {**classification_metrics(p.probs, p.labels),
-                                          "forward_passes_per_example": p.forward_passes_per_example}
-            correct[f"{name}/{policy}"] = p.log_joint.argmax(1) == p.labels
-    for name in models:
-        result[f"{name}/mcnemar_p_truncate_vs_windows"] = mcnemar_pvalue(correct[f"{name}/truncate"],
-                                                                         correct[f"{name}/windows"])
-    print(json.dumps(result, indent=2, default=float))
+    for name, model in models.items():
+        p = predict(model, dm.dataloader("test"), seed=cfg.task.eval_seed + 1, **(score if name == "generative" else {}))
+        truncated = p.log_joint.argmax(1) == p.labels
+        whole = windowed_correct(args.run_dir, name, p.labels, results["label_names"])
+        out[name] = {"truncate": {**classification_metrics(p.probs, p.labels),
+                                  "forward_passes_per_example": p.forward_passes_per_example},
+                     "windows": {k: results["models"][name][k] for k in ("accuracy", "accuracy_ci95", "nll", "ece",
+                                                                          "forward_passes_per_example")},
+                     "mcnemar_p_truncate_vs_windows": mcnemar_pvalue(truncated, whole)}
+    print(json.dumps(out, indent=2, default=float))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+        Path(args.out).write_text(json.dumps(out, indent=2, default=float))
 
 
 if __name__ == "__main__":
