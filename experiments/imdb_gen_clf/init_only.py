@@ -1,7 +1,12 @@
-"""What training added: the conditional classifier at initialisation (unigram-initialised output
-biases, i.e. multinomial naive Bayes on the token window) against the trained run, same items and draws.
+"""What training added: the conditional classifier at initialisation (the pretrained encoder with its
+new head, output biases at the training unigram statistics, so the class enters as a multinomial
+naive-Bayes bias) against the trained run's own test predictions on the same items.
 
-    python experiments/imdb_gen_clf/init_only.py experiments/imdb_gen_clf/runs/conditional --n 500
+    python experiments/imdb_gen_clf/init_only.py experiments/imdb_gen_clf/runs/conditional --n 300 \
+        --out experiments/imdb_gen_clf/init_only.json
+
+``--n``: the first n of the run's test items (the split is shuffled with the run seed: a random subset).
+The initial model is scored with the run's own scoring settings and seed.
 """
 
 from __future__ import annotations
@@ -18,33 +23,38 @@ from diffusion_lab.classifiers.build import build_generative, load_classifier_ru
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.metrics.classification import classification_metrics, mcnemar_pvalue
 
+try:
+    from window_policy import windowed_correct
+except ImportError:  # run from the repository root
+    from experiments.imdb_gen_clf.window_policy import windowed_correct
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("run_dir")
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    cfg, tokenizer, trained, _ = load_classifier_run(args.run_dir)
+    cfg, tokenizer, _, _ = load_classifier_run(args.run_dir)
+    results = json.loads((args.run_dir / "results.json").read_text())
     cfg.datamodule.cache_dir = str(args.run_dir)  # the run's tokenizer (with its label tokens)
-    cfg.datamodule.max_test = args.n
     dm = instantiate(cfg.datamodule)
     dm.setup()
+    dm.datasets["test"] = dm.datasets["test"].select(range(min(args.n, len(dm.datasets["test"]))))
     torch.manual_seed(cfg.seed)
     fresh = build_generative(cfg, tokenizer, dm.num_classes, log_prior(cfg, dm.datasets["train"]["label"], dm.num_classes))
     unigram_init(cfg, dm, [lm.backbone for lm in fresh.lms], dm.num_classes)
-    loader = dm.dataloader("test")
-    out = {}
-    for name, model in (("init_only", fresh), ("trained", trained)):
-        p = predict(model, loader, seed=0, num_draws=args.k, adaptive=False)
-        out[name] = {"metrics": classification_metrics(p.probs, p.labels), "correct": (p.log_joint.argmax(1) == p.labels)}
-    result = {name: v["metrics"] for name, v in out.items()}
-    result["mcnemar_p"] = mcnemar_pvalue(out["init_only"]["correct"], out["trained"]["correct"])
-    result["n"], result["K"] = args.n, args.k
-    print(json.dumps(result, indent=2))
+    k = int(results.get("num_draws_chosen") or cfg.classifier.num_draws)
+    p = predict(fresh, dm.dataloader("test"), seed=cfg.task.eval_seed + 1, num_draws=k)
+    init_correct = p.log_joint.argmax(1) == p.labels
+    trained_correct = windowed_correct(args.run_dir, "generative", p.labels, results["label_names"])
+    out = {"n": len(p.labels), "num_draws": k,
+           "init_only": {**classification_metrics(p.probs, p.labels), "forward_passes_per_example": p.forward_passes_per_example},
+           "trained_accuracy_same_items": float(trained_correct.float().mean()),
+           "mcnemar_p": mcnemar_pvalue(init_correct, trained_correct)}
+    print(json.dumps(out, indent=2, default=float))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2))
+        Path(args.out).write_text(json.dumps(out, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The committed IMDB generative-classifier measurement on 2 CPU cores (run it alone on the machine):
 # the pretrained-MiniLM preset (conditional generative classifier + discriminative MiniLM with the same
-# optimizer steps + TF-IDF on full text), whole reviews, 2,000 stratified test reviews; then the
-# naive-Bayes initialisation and the window policy (first 128 tokens vs whole review) on the same items.
+# optimizer steps + TF-IDF on full text), whole reviews, 2,000 stratified test reviews; then, on the first
+# items of the same test set, the window policy (first 128 tokens vs whole review) and the initial model.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -13,9 +13,9 @@ log "start conditional"
 python -m diffusion_lab +experiment=imdb_gen_clf_cpu classifier=conditional seed=0 logger=csv \
     hydra.run.dir="$OUT/conditional" "$@" > "$OUT/conditional.log" 2>&1
 log "end conditional"
-python experiments/imdb_gen_clf/window_policy.py "$OUT/conditional" --n 2000 \
+python experiments/imdb_gen_clf/window_policy.py "$OUT/conditional" --n 500 \
     --out experiments/imdb_gen_clf/window_policy.json > "$OUT/window_policy.log" 2>&1
 log "end window_policy"
-python experiments/imdb_gen_clf/init_only.py "$OUT/conditional" --n 500 --k 4 \
+python experiments/imdb_gen_clf/init_only.py "$OUT/conditional" --n 300 \
     --out experiments/imdb_gen_clf/init_only.json > "$OUT/init_only.log" 2>&1
 log "end init_only"
