@@ -1,7 +1,7 @@
 """Build the run's objects from the composed config: datamodule, language model, trainer.
 
-Everything goes through ``hydra.utils.instantiate``; the only table here maps
-``model.objective`` to its LightningModule class.
+Everything goes through ``hydra.utils.instantiate``; the LightningModule is the ``_target_`` that
+``model.objective`` names in the ``targets.objective`` table of conf/config.yaml (``diffusion_lab.targets``).
 """
 
 from __future__ import annotations
@@ -16,19 +16,6 @@ from diffusion_lab.batch_size import batch_plan
 from diffusion_lab.config_schema import ConfigError
 from diffusion_lab.models.denoiser import subs_token_ids
 from diffusion_lab.logging_utils import build_loggers
-
-
-def lm_classes() -> dict:
-    from diffusion_lab.models.diffusion_lm import DiffusionLM
-
-    classes = {"diffusion": DiffusionLM}
-    try:
-        from diffusion_lab.models.ar_lm import AutoregressiveLM
-
-        classes["autoregressive"] = AutoregressiveLM
-    except ImportError:  # pragma: no cover - the GPT-2 issue adds it
-        pass
-    return classes
 
 
 def build_datamodule(cfg: DictConfig, cache_dir: Path | None):
@@ -64,13 +51,13 @@ def build_backbone(cfg: DictConfig, tokenizer, num_conditions: int = 0):
 
 def build_lm(cfg: DictConfig, tokenizer, num_conditions: int = 0, samples_dir: Path | None = None,
              backbone=None):
-    """The LightningModule for ``model.objective`` (diffusion or autoregressive)."""
-    classes = lm_classes()
-    objective = cfg.model.objective
-    if objective not in classes:
-        raise ConfigError(f"model.objective={objective!r}: allowed values are {', '.join(classes)}")
+    """The LightningModule that ``model.objective`` names (``targets.objective``: ``DiffusionLM``,
+    ``AutoregressiveLM``, or any ``_target_`` taking these keyword arguments)."""
+    from diffusion_lab.targets import target_node
+
+    lightning_module = instantiate(target_node(cfg, "model.objective"), _partial_=True)  # a bad name fails first
     task = cfg.task
-    return classes[objective](
+    return lightning_module(
         backbone=backbone if backbone is not None else build_backbone(cfg, tokenizer, num_conditions),
         masking=instantiate(cfg.masking),
         optimizer=instantiate(cfg.optimizer),

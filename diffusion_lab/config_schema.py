@@ -74,6 +74,10 @@ class SamplerSchema:
         _positive("sampler", self, "steps")
 
 
+#: the scoring functions of classifiers/scoring.py (class_log_likelihoods takes the name, as predict() does)
+ESTIMATORS = ("elbo_crn", "seed_mean_loss")
+
+
 @dataclass
 class ClassifierSchema:
     num_draws: Any = 8  # a positive int, or "auto" (chosen on validation)
@@ -87,11 +91,9 @@ class ClassifierSchema:
         if self.num_draws != "auto" and (not isinstance(self.num_draws, int) or isinstance(self.num_draws, bool)
                                          or self.num_draws <= 0):
             raise ConfigError(f"classifier.num_draws={self.num_draws!r}: must be a positive integer or auto")
-        allowed = {"estimator": ("elbo_crn", "seed_mean_loss"), "prior": ("train", "uniform"),
-                   "mode": ("conditional", "per_class")}
-        for key, options in allowed.items():
-            if getattr(self, key) not in options:
-                raise ConfigError(f"classifier.{key}={getattr(self, key)!r}: allowed values are {', '.join(options)}")
+        # mode and prior: their allowed values are the names in the targets table (validate -> targets.check_names)
+        if self.estimator not in ESTIMATORS:
+            raise ConfigError(f"classifier.estimator={self.estimator!r}: allowed values are {', '.join(ESTIMATORS)}")
 
 
 @dataclass
@@ -130,6 +132,9 @@ def validate(cfg: DictConfig) -> None:
     for section, schema in SCHEMAS.items():
         if section in cfg and cfg[section] is not None:
             _check(section, schema, cfg[section])
+    from diffusion_lab.targets import check_names
+
+    check_names(cfg)  # model.objective, classifier.mode, classifier.prior name an entry of the targets table
     if cfg.get("model") and cfg.model.get("pretrained") and "TrainedBPE" in str(cfg.tokenizer.get("_target_", "")):
         raise ConfigError(
             f"model.pretrained={cfg.model.pretrained!r} needs its own tokenizer: add tokenizer=pretrained "

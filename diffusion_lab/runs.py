@@ -241,10 +241,14 @@ def check_checkpoint_readable(path: Path) -> None:
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The run's saved config; one saved before the ``targets`` table gets the package's (``targets.with_targets``),
+    so older runs rebuild, and resume without a difference on those keys."""
+    from diffusion_lab.targets import with_targets
+
     run_dir = Path(run_dir)
     for candidate in (run_dir / "config_resolved.yaml", run_dir / ".hydra" / "config.yaml"):
         if candidate.exists():
-            return OmegaConf.load(candidate)
+            return with_targets(OmegaConf.load(candidate))
     raise FileNotFoundError(
         f"run_dir={run_dir} holds no config_resolved.yaml or .hydra/config.yaml: not a diffusion_lab run directory"
     )

@@ -1,4 +1,9 @@
-"""Build classifiers from the composed config (the language models come from ``builders.build_lm``)."""
+"""Build classifiers from the composed config (the language models come from ``builders.build_lm``).
+
+``classifier.mode`` and ``classifier.prior`` are names; what each builds is its ``_target_`` in the
+``targets`` table of conf/config.yaml (``diffusion_lab.targets``): the functions below for the shipped
+options (``conditional_lms`` / ``per_class_lms``, ``label_frequency_prior`` / ``uniform_prior``).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,11 @@ from diffusion_lab.builders import build_backbone, build_lm
 from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
 from diffusion_lab.classifiers.generative import GenerativeClassifier
 from diffusion_lab.classifiers.label_tokens import add_label_tokens
+from diffusion_lab.targets import build_target
 
 
-def log_prior(cfg: DictConfig, train_labels, num_classes: int) -> list[float]:
-    """``log p(y)``: training label frequencies (``classifier.prior=train``) or uniform."""
-    if cfg.classifier.prior == "uniform":
-        return [-math.log(num_classes)] * num_classes
+def label_frequency_prior(train_labels, num_classes: int) -> list[float]:
+    """``classifier.prior=train``: ``log p(y)`` from the training label frequencies."""
     counts = Counter(int(y) for y in train_labels)
     missing = [c for c in range(num_classes) if counts.get(c, 0) == 0]
     if missing:
@@ -27,25 +31,47 @@ def log_prior(cfg: DictConfig, train_labels, num_classes: int) -> list[float]:
     return [math.log(counts[c] / total) for c in range(num_classes)]
 
 
+def uniform_prior(train_labels, num_classes: int) -> list[float]:
+    """``classifier.prior=uniform``: ``log p(y) = -log C``."""
+    return [-math.log(num_classes)] * num_classes
+
+
+def log_prior(cfg: DictConfig, train_labels, num_classes: int) -> list[float]:
+    """``log p(y)`` from the entry ``classifier.prior`` names (``targets.classifier_prior``)."""
+    return build_target(cfg, "classifier.prior", train_labels, num_classes)
+
+
+def conditional_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
+    """``classifier.mode=conditional``: one shared model reading ``[<label_y>, x]`` (the label tokens are
+    added to ``tokenizer`` before the embeddings are sized), with a condition embedding per class plus
+    "no label" unless ``classifier.label_embedding=false``."""
+    label_ids, nolabel = add_label_tokens(tokenizer, num_classes)
+    conditions = num_classes + 1 if cfg.classifier.get("label_embedding", True) else 0
+    return {"mode": "conditional", "lms": [build_lm(cfg, tokenizer, num_conditions=conditions)],
+            "label_token_ids": label_ids, "nolabel_token_id": nolabel}
+
+
+def per_class_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
+    """``classifier.mode=per_class``: one language model per class, each trained only on its class."""
+    return {"mode": "per_class", "lms": [build_lm(cfg, tokenizer) for _ in range(num_classes)],
+            "label_token_ids": None, "nolabel_token_id": None}
+
+
 def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[float]) -> GenerativeClassifier:
-    """Adds the label tokens to ``tokenizer`` (conditional) before sizing the embeddings."""
+    """The language models come from the entry ``classifier.mode`` names (``targets.classifier_mode``):
+    a dict of ``GenerativeClassifier``'s ``mode``, ``lms``, ``label_token_ids`` and ``nolabel_token_id``."""
     clf_cfg = cfg.classifier
-    label_ids, nolabel = (None, None)
-    if clf_cfg.mode == "conditional":
-        label_ids, nolabel = add_label_tokens(tokenizer, num_classes)
-        lms = [build_lm(cfg, tokenizer, num_conditions=num_classes + 1 if clf_cfg.get("label_embedding", True) else 0)]
-    else:
-        lms = [build_lm(cfg, tokenizer) for _ in range(num_classes)]
+    layout = build_target(cfg, "classifier.mode", cfg, tokenizer, num_classes)
     start = None
     if cfg.model.objective == "autoregressive":
         from diffusion_lab.models.autoregressive import start_token_id
 
         start = start_token_id(tokenizer)
     return GenerativeClassifier(
-        lms=lms, mode=clf_cfg.mode, num_classes=num_classes, log_prior=prior,
+        **layout, num_classes=num_classes, log_prior=prior,
         mask_token_id=tokenizer.mask_token_id, optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        label_token_ids=label_ids, nolabel_token_id=nolabel, start_token_id=start,
+        start_token_id=start,
         estimator=clf_cfg.estimator, num_draws=clf_cfg.num_draws, val_draws=cfg.task.val_draws,
         adaptive_prune=clf_cfg.adaptive_prune, first_stage_draws=clf_cfg.first_stage_draws,
         prune_margin=clf_cfg.prune_margin, uncond_prob=clf_cfg.uncond_prob, eval_seed=cfg.task.eval_seed,

@@ -1,0 +1,78 @@
+"""Names that choose an object, and the ``_target_`` each one builds: the ``targets:`` table of conf/config.yaml.
+
+``model.objective``, ``classifier.mode`` and ``classifier.prior`` stay plain names on the command line
+(``model.objective=autoregressive``), in saved runs and in the code that reads them; the object behind a
+name comes from its entry in ``targets.<table>`` through ``hydra.utils.instantiate``, never from an
+if/elif over the name. The allowed values of a key are its table's names; a new option is one entry
+(``+targets.classifier_prior.mine._target_=my.pkg.my_prior classifier.prior=mine``, or a ``--config-dir``
+copy of config.yaml), another class for a name one override
+(``targets.objective.diffusion._target_=my.pkg.MyLM``), no code change. Each entry is instantiated with ``_partial_=True`` and then called with the run's objects
+(backbone, tokenizer, labels), so no tensor or module passes through an OmegaConf merge.
+
+Run directories saved before the table existed have no ``targets``; ``with_targets`` gives their config the
+package's table (``runs.load_run_config`` calls it), so they load and resume as before.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from diffusion_lab.config_schema import ConfigError
+
+#: config key holding the name -> the table under ``targets`` that lists its options
+TABLES = {"model.objective": "objective", "classifier.mode": "classifier_mode", "classifier.prior": "classifier_prior"}
+CONFIG_YAML = Path(__file__).resolve().parent / "conf" / "config.yaml"
+
+
+@lru_cache(maxsize=1)
+def _package_targets() -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_YAML).targets, resolve=False)
+
+
+def package_targets() -> DictConfig:
+    """The ``targets`` table shipped in the package's conf/config.yaml (a fresh copy)."""
+    return OmegaConf.create(_package_targets())
+
+
+def target_node(cfg: DictConfig, key: str) -> DictConfig:
+    """The ``_target_`` node that the value of ``key`` (e.g. ``model.objective``) names.
+
+    A config without ``targets`` (an older run, a hand-built test config) reads the package's table.
+    An unknown name is a ``ConfigError`` naming the key and the allowed values."""
+    table_name = TABLES[key]
+    table = OmegaConf.select(cfg, f"targets.{table_name}", default=None)
+    if table is None:
+        table = package_targets()[table_name]
+    name = OmegaConf.select(cfg, key, default=None)
+    if name is None or str(name) not in table:
+        raise ConfigError(f"{key}={name!r}: allowed values are {', '.join(map(str, table))} "
+                          f"(targets.{table_name} in conf/config.yaml: a new option is an entry there)")
+    node = table[str(name)]
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"targets.{table_name}.{name} needs a _target_ (the object {key}={name} builds)")
+    return node
+
+
+def build_target(cfg: DictConfig, key: str, *args, **kwargs):
+    """Instantiate the entry that ``key``'s value names (``_partial_``) and call it with ``args``/``kwargs``."""
+    return instantiate(target_node(cfg, key), _partial_=True)(*args, **kwargs)
+
+
+def check_names(cfg: DictConfig) -> None:
+    """Start-up check (``config_schema.validate``): every key of ``TABLES`` present in ``cfg`` names an entry."""
+    for key in TABLES:
+        section = key.split(".", 1)[0]
+        if cfg.get(section) is not None and OmegaConf.select(cfg, key, default=None) is not None:
+            target_node(cfg, key)
+
+
+def with_targets(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the package's ``targets`` table where it has none (run directories saved before it)."""
+    if isinstance(cfg, DictConfig) and cfg.get("targets") is None:
+        with open_dict(cfg):
+            cfg.targets = package_targets()
+    return cfg
