@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from diffusion_lab.masking import real_tokens
+
 ScoreFn = Callable[..., torch.Tensor]  # (input_ids, attention_mask, condition=None, positions=None) -> logits
 
 #: tokens per forward pass when the device cannot tell its free memory (CPU)
@@ -167,9 +169,7 @@ def elbo_log_likelihood(
     """
     if num_draws < 1:
         raise ValueError(f"num_draws (K) must be >= 1, got {num_draws}")
-    maskable = attention_mask.bool() if score_mask is None else score_mask.bool() & attention_mask.bool()
-    maskable = maskable.clone()
-    maskable[:, :prefix_keep] = False
+    maskable = real_tokens(attention_mask, prefix_keep, score_mask)
     draws = stratified_mask_draws(maskable, num_draws, generator)
     totals, tokens = draw_log_likelihoods(score, input_ids, attention_mask, draws, mask_token_id, conditions,
                                           rows=chunk_size, return_token_scores=return_token_scores)

@@ -33,6 +33,16 @@ import torch
 import torch.nn.functional as F
 
 
+def real_tokens(attention_mask: torch.Tensor, prefix_keep: int = 0, score_mask: torch.Tensor | None = None):
+    """``[B, L]`` bool: the positions a loss or a likelihood counts: real (attended) tokens, within
+    ``score_mask`` when given, minus the first ``prefix_keep`` (a kept prompt or label token, visible
+    but never masked nor scored). The one definition behind ``MaskingSchedule.maskable``,
+    ``AutoregressiveLM.scored`` and ``likelihood.elbo_log_likelihood``."""
+    real = (attention_mask.bool() if score_mask is None else score_mask.bool() & attention_mask.bool()).clone()
+    real[:, :prefix_keep] = False  # a new tensor (never the caller's mask), safe to edit in place
+    return real
+
+
 class MaskingSchedule:
     """Base class. Subclasses define ``rate(t)``, ``loss_weight(t)`` and ``sample_t``.
 
@@ -97,9 +107,7 @@ class MaskingSchedule:
     # --- forward process and loss ------------------------------------------------------------
     def maskable(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """Real tokens that may be masked (not padding, not the kept prefix)."""
-        keep = torch.zeros_like(attention_mask, dtype=torch.bool)
-        keep[:, : self.prefix_keep] = True
-        return attention_mask.bool() & ~keep
+        return real_tokens(attention_mask, self.prefix_keep)
 
     def q_xt(self, input_ids, attention_mask, rates, mask_token_id, generator=None):
         """Sample ``x_t``: mask each maskable token with probability ``rates[b]``. Returns (x_t, masked)."""

@@ -21,7 +21,8 @@ def add_label_tokens(tokenizer, num_classes: int) -> tuple[list[int], int]:
 
 
 def with_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, first: torch.Tensor):
-    """Prepend one token per row (``first`` ``[B]``): returns ``(ids [B, L+1], mask [B, L+1])``."""
-    ids = torch.cat([first[:, None].to(input_ids), input_ids], 1)
-    att = torch.cat([torch.ones_like(attention_mask[:, :1]), attention_mask], 1)
-    return ids, att
+    """Prepend one token per row (``first`` ``[B]``): returns ``(ids [B, L+1], mask [B, L+1])``
+    (``models.autoregressive.prepend_token``, which also puts the causal models' start token in front)."""
+    from diffusion_lab.models.autoregressive import prepend_token
+
+    return prepend_token(input_ids, attention_mask, first)

@@ -32,8 +32,10 @@ import lightning as L
 import torch
 from torchmetrics.aggregation import SumMetric
 
+from diffusion_lab.masking import real_tokens
 from diffusion_lab.models.autoregressive import ar_token_scores
 from diffusion_lab.models.autoregressive import start_token_id as tokenizer_start_token
+from diffusion_lab.models.conditions import label_conditions
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
@@ -92,9 +94,7 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
 
     def scored(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """The positions S that are scored: real tokens after the kept prefix (= DiffusionLM's maskable)."""
-        keep = torch.zeros_like(attention_mask, dtype=torch.bool)
-        keep[:, : self.prefix_keep] = True
-        return attention_mask.bool() & ~keep
+        return real_tokens(attention_mask, self.prefix_keep)
 
     def token_scores(self, input_ids, attention_mask, condition=None) -> torch.Tensor:
         """``[B, L]`` float32: ``log p(x_i | s, x_{<i}, c)`` on S, 0 elsewhere (differentiable)."""
@@ -127,11 +127,9 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
         """Labels (no-label id for unlabelled rows), or all no-label with probability ``uncond_prob``."""
         if self.backbone.condition_embedding is None:
             return None
-        labels, no_label = batch["labels"], self.backbone.num_conditions - 1
         gen = torch.Generator().manual_seed(self.hparams.seed * 1_000_003 + self.global_step * 1009 + batch_idx)
-        if torch.rand((), generator=gen) < self.hparams.uncond_prob:
-            return torch.full_like(labels, no_label)
-        return labels.masked_fill(labels < 0, no_label)
+        drop = torch.rand((), generator=gen) < self.hparams.uncond_prob
+        return label_conditions(batch["labels"], self.backbone.num_conditions - 1, drop)
 
     def training_loss(self, input_ids, attention_mask, condition=None, condition_fn=None) -> dict:
         """The exact next-token loss ``sum_{b, i in S} -log p(x_i | s, x_{<i}) / |S|`` (DiffusionLM's

@@ -21,15 +21,27 @@ import torch
 import torch.nn.functional as F
 
 
+def prepend_token(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, token: int | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, L]`` -> ``[B, L + 1]``: ``token`` (one id, or one per row ``[B]``) in front, marked as a real
+    (attended) token. The one helper for the start token here and the conditional classifier's label
+    token (``classifiers.label_tokens.with_prefix``)."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if isinstance(token, torch.Tensor) and token.dim() > 0:
+        first = token.reshape(-1, 1).to(input_ids)
+    else:
+        first = torch.full_like(input_ids[:, :1], int(token))
+    ones = torch.ones_like(attention_mask[:, :1])
+    return torch.cat([first, input_ids], dim=1), torch.cat([ones, attention_mask], dim=1)
+
+
 def prepend_start_token(
     input_ids: torch.Tensor, attention_mask: torch.Tensor | None, start_token_id: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, L]`` -> ``[B, L + 1]``: the start token in front, marked as a real (attended) token."""
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    start = torch.full_like(input_ids[:, :1], start_token_id)
-    ones = torch.ones_like(attention_mask[:, :1])
-    return torch.cat([start, input_ids], dim=1), torch.cat([ones, attention_mask], dim=1)
+    return prepend_token(input_ids, attention_mask, start_token_id)
 
 
 def ar_token_logprobs(

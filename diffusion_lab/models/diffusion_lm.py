@@ -17,6 +17,7 @@ from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
 from diffusion_lab.masking import MaskingSchedule, rate_buckets, token_nll
+from diffusion_lab.models.conditions import label_conditions
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
@@ -68,10 +69,8 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
     def _condition(self, batch):
         if self.backbone.condition_embedding is None:
             return None
-        labels = batch["labels"].clone()
-        no_label = self.backbone.num_conditions - 1
         drop = torch.rand((), generator=self.mask_generator) < self.hparams.uncond_prob
-        return torch.full_like(labels, no_label) if drop else labels.masked_fill(labels < 0, no_label)
+        return label_conditions(batch["labels"], self.backbone.num_conditions - 1, drop)
 
     def sequence_log_likelihood(self, input_ids, attention_mask, conditions=None, num_draws=None,
                                 generator=None, return_token_scores=False, chunk_size=None, score_mask=None):
