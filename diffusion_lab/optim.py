@@ -6,6 +6,7 @@ takes ``trainer`` receives the Lightning trainer (the time-budget schedule reads
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 
@@ -19,13 +20,39 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
 
     ``scheduler_factory(optimizer, num_training_steps=...)`` (e.g. a partial of
     ``transformers.get_cosine_schedule_with_warmup``) gets the trainer's estimated total steps.
+
+    ``optimizer.lr_scale`` (``{name substring: factor}``, absent by default): a parameter whose name
+    contains a key trains at ``lr x factor`` (the first key that matches), e.g.
+    ``+optimizer.lr_scale={condition_embedding:100}`` for new parameters beside pretrained ones. The
+    schedule multiplies every group alike, so the ratio holds throughout.
     """
-    decay, no_decay = [], []
+    optimizer_factory, lr_scale = split_lr_scale(optimizer_factory)
+    buckets: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}
+    matched = dict.fromkeys(lr_scale, 0)
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "embed" in name or "norm" in name.lower() else decay).append(p)
-    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (p.ndim < 2 or "embed" in name or "norm" in name.lower())
+        key = next((k for k in lr_scale if k in name), None)
+        if key is not None:
+            matched[key] += p.numel()
+        buckets.setdefault((decay, lr_scale.get(key, 1.0)), []).append(p)
+    unmatched = [k for k, n in matched.items() if n == 0]
+    if unmatched:
+        from diffusion_lab.config_schema import ConfigError
+
+        sample = ", ".join(n for n, _ in list(module.named_parameters())[:3])
+        raise ConfigError(f"optimizer.lr_scale key(s) {unmatched} match no parameter name (names look like {sample}); "
+                          "use a substring of the parameters to scale, e.g. condition_embedding")
+    base_lr = _default_lr(optimizer_factory)
+    groups = []
+    for (decay, factor), params in buckets.items():
+        group = {"params": params} if decay else {"params": params, "weight_decay": 0.0}
+        if factor != 1.0:
+            group["lr"] = base_lr * factor
+        groups.append(group)
+    for key, n in matched.items():
+        log.info("optimizer.lr_scale: %d parameters matching %r train at lr x %g", n, key, lr_scale[key])
     optimizer = optimizer_factory(groups)
     if scheduler_factory is None:
         return optimizer
@@ -39,6 +66,24 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
     total = int(total)
     scheduler = scheduler_factory(optimizer, num_training_steps=max(total, 1), **extra)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def split_lr_scale(optimizer_factory):
+    """``(factory without lr_scale, {key: factor})`` from a Hydra ``_partial_`` optimizer config."""
+    keywords = getattr(optimizer_factory, "keywords", None)
+    if not keywords or "lr_scale" not in keywords:
+        return optimizer_factory, {}
+    keywords = dict(keywords)
+    scale = keywords.pop("lr_scale") or {}
+    factors = {str(k): float(v) for k, v in dict(scale).items()}
+    return functools.partial(optimizer_factory.func, *optimizer_factory.args, **keywords), factors
+
+
+def _default_lr(optimizer_factory) -> float:
+    keywords = getattr(optimizer_factory, "keywords", {}) or {}
+    if "lr" in keywords:
+        return float(keywords["lr"])
+    return float(inspect.signature(getattr(optimizer_factory, "func", optimizer_factory)).parameters["lr"].default)
 
 
 def warmup_cosine(optimizer, num_training_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0):
