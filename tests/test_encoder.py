@@ -120,3 +120,65 @@ def test_too_long_window_with_the_label_token_fails_naming_data_max_length(tmp_p
     with pytest.raises(ConfigError, match=r"data\.max_length=512.*data\.max_length<=511"):
         run(compose([*MINILM_TINY, "data.max_length=512"], tmp_path / "run"))
     assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any training
+
+
+def test_token_type_condition_init_makes_class_c_read_as_bert_segment_c():
+    torch.manual_seed(0)
+    model = EncoderDenoiser(50, pad_token_id=0, num_conditions=3, max_length=16, model_type="bert",
+                            condition_init="token_type", **SIZES).eval()
+    types = model.model.base_model.embeddings.token_type_embeddings.weight
+    assert torch.equal(model.condition_embedding.weight[0], torch.zeros(32))
+    assert torch.equal(model.condition_embedding.weight[2], torch.zeros(32))  # <nolabel>
+    x = torch.randint(1, 50, (2, 9))
+    att = torch.ones_like(x)
+    segment_one = model.model(input_ids=x, attention_mask=att, token_type_ids=torch.ones_like(x)).logits
+    torch.testing.assert_close(model(x, att, condition=torch.tensor([1, 1])), segment_one, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(types[1], types[0])
+
+
+def test_token_type_condition_init_refuses_more_classes_than_token_types():
+    with pytest.raises(ValueError, match="needs 3 token types"):
+        EncoderDenoiser(50, pad_token_id=0, num_conditions=4, model_type="bert", condition_init="token_type", **SIZES)
+    with pytest.raises(ValueError, match="allowed values are zeros, token_type"):
+        EncoderDenoiser(50, pad_token_id=0, num_conditions=3, model_type="bert", condition_init="labels", **SIZES)
+
+
+@pytest.mark.parametrize("subs", [False, True])
+def test_biases_added_in_place_equal_the_reference_sum_dense_and_sparse(subs):
+    torch.manual_seed(0)
+    model = EncoderDenoiser(40, pad_token_id=0, num_conditions=3, max_length=12, model_type="bert", **SIZES).eval()
+    with torch.no_grad():
+        model.output_bias.normal_()
+        model.condition_bias.weight.normal_()
+    if subs:
+        model.suppress_tokens([0, 5])
+    x = torch.randint(1, 40, (4, 7))
+    att = torch.ones_like(x)
+    cond = torch.tensor([2, 0, 1, 0])
+    raw = model.model(inputs_embeds=model.embed(x, cond), attention_mask=att).logits
+    reference = raw + model.output_bias + model.condition_bias.weight[cond][:, None, :]
+    if subs:
+        reference[..., [0, 5]] = float("-inf")
+    positions = torch.rand(4, 7) < 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, att, condition=cond), reference, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model(x, att, condition=cond, positions=positions), reference[positions],
+                                   atol=1e-5, rtol=1e-5)
+        plain = model.model(inputs_embeds=model.embed(x, None), attention_mask=att).logits + model.output_bias
+        if subs:
+            plain[..., [0, 5]] = float("-inf")
+        torch.testing.assert_close(model(x, att), plain, atol=1e-5, rtol=1e-5)
+
+
+def test_in_place_biases_keep_gradients_to_both_bias_tables():
+    torch.manual_seed(0)
+    model = EncoderDenoiser(40, pad_token_id=0, num_conditions=3, max_length=12, model_type="bert", **SIZES)
+    x = torch.randint(1, 40, (3, 6))
+    positions = torch.rand(3, 6) < 0.6
+    positions[:, 0] = True
+    logits = model(x, torch.ones_like(x), condition=torch.tensor([0, 1, 1]), positions=positions)
+    logits.logsumexp(-1).sum().backward()
+    assert model.output_bias.grad.abs().sum() > 0
+    grads = model.condition_bias.weight.grad
+    assert grads[0].abs().sum() > 0 and grads[1].abs().sum() > 0 and grads[2].abs().sum() == 0
+    torch.testing.assert_close(grads[0] + grads[1], model.output_bias.grad)

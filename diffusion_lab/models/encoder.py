@@ -76,6 +76,8 @@ def _set_dropout(config, dropout: float) -> None:
 class EncoderDenoiser(Denoiser):
     """Any ``AutoModelForMaskedLM`` behind the ``Denoiser`` interface (see the module docstring)."""
 
+    fresh_logits = True  # the MLM head's decoder output (a Linear): biases go in place
+
     def __init__(
         self,
         vocab_size: int,
@@ -89,6 +91,7 @@ class EncoderDenoiser(Denoiser):
         objective: str = "diffusion",
         position_offset: int = 0,
         position_pad_id: int | None = None,
+        condition_init: str = "zeros",
         **config_overrides,
     ):
         if objective != "diffusion":
@@ -130,9 +133,28 @@ class EncoderDenoiser(Denoiser):
         super().__init__(vocab_size, num_conditions, model.config.hidden_size)
         self.model = model
         self.max_length = max_length
+        self._init_conditions(condition_init)
         self.head_is_new = any(not k.startswith(model.base_model_prefix + ".") for k in self.new_weights)
         self._keep: torch.Tensor | None = None
         model.base_model.register_forward_hook(self._select_positions)
+
+    @torch.no_grad()
+    def _init_conditions(self, how: str) -> None:
+        """``zeros``: the condition embedding starts at 0 (the unconditional model). ``token_type``: class
+        ``c`` starts at ``T[c] - T[0]`` (``T``: the checkpoint's token-type embeddings, which the model adds
+        as ``T[0]`` everywhere), so class c reads as BERT's segment c, an input the pretrained encoder
+        already responds to; ``<nolabel>`` stays 0. Needs as many token types as classes."""
+        if how not in ("zeros", "token_type"):
+            raise ValueError(f"model.backbone.condition_init={how!r}: allowed values are zeros, token_type")
+        if how == "zeros" or self.condition_embedding is None:
+            return
+        types = getattr(getattr(self.model.base_model, "embeddings", None), "token_type_embeddings", None)
+        classes = self.num_conditions - 1  # the last id is <nolabel>
+        if types is None or types.num_embeddings < classes:
+            have = 0 if types is None else types.num_embeddings
+            raise ValueError(f"model.backbone.condition_init=token_type needs {classes} token types; this model has "
+                             f"{have}. Use condition_init=zeros")
+        self.condition_embedding.weight[:classes] = types.weight[:classes] - types.weight[:1]
 
     @property
     def max_positions(self) -> int:
