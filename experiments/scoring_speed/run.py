@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -23,7 +24,32 @@ from hydra.utils import instantiate
 
 from diffusion_lab.classifiers.build import load_classifier_run
 from diffusion_lab.classifiers.predict import predict
-from diffusion_lab.metrics.classification import classification_metrics
+from diffusion_lab.metrics.classification import classification_metrics, mcnemar_pvalue
+
+
+@torch.no_grad()
+def profile_pass(clf, disc, batch, reps: int = 5) -> dict:
+    """Milliseconds per row of one window batch: the discriminative pass, the generative encoder alone,
+    and the generative pass with the sparse head at a 50% mask (the mean masking rate of t ~ U(0, 1))."""
+    backbone = clf.lms[0].backbone
+    ids, attn = batch["input_ids"].to(clf.device), batch["attention_mask"].to(clf.device)
+    positions = (torch.rand(ids.shape, generator=torch.Generator().manual_seed(0)) < 0.5).to(ids.device) & attn.bool()
+    cond = torch.zeros(len(ids), dtype=torch.long, device=ids.device)
+
+    def ms(fn):
+        fn()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return 1000 * (time.perf_counter() - start) / reps / len(ids)
+
+    out = {"rows": len(ids), "length": ids.shape[1],
+           "generative_encoder_ms": ms(lambda: backbone.encode(ids, attn)),
+           "generative_sparse_pass_ms": ms(lambda: backbone(ids, attn, condition=cond, positions=positions)),
+           "generative_dense_pass_ms": ms(lambda: backbone(ids, attn, condition=cond))}
+    if disc is not None:
+        out["discriminative_pass_ms"] = ms(lambda: disc(ids, attn))
+    return out
 
 
 def load_items(run_dir: Path, cfg, n: int):
@@ -95,6 +121,8 @@ def main() -> None:
             model.to(args.device)
     batches = load_items(args.run_dir, cfg, args.n)
     results = []
+    profile = profile_pass(clf, baselines.get("discriminative"), batches[0])
+    print(json.dumps({"profile": profile, "load": os.getloadavg()}), flush=True)
     for name, model, kwargs in rows_to_run(args, clf, baselines):
         predict(model, batches[:1], seed=args.seed, **kwargs)  # warm-up (kernels, allocator)
         if args.device.startswith("cuda"):
@@ -107,14 +135,30 @@ def main() -> None:
         m = classification_metrics(p.probs, p.labels)
         results.append({"name": name, "n": m["n"], "accuracy": m["accuracy"], "ci95": m["accuracy_ci95"],
                         "nll": m["nll"], "examples_per_s": len(p.labels) / wall,
-                        "passes_per_item": p.forward_passes_per_example, "wall_s": wall, "seed": args.seed})
-        print(json.dumps(results[-1]), flush=True)
+                        "passes_per_item": p.forward_passes_per_example, "wall_s": wall, "seed": args.seed,
+                        "load_after": os.getloadavg()[0],
+                        "correct": (p.probs.argmax(-1) == p.labels).tolist()})
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "correct"}), flush=True)
+    # the goal's yardstick: passes per second of each row over the discriminative model's, same run
+    ref = next((r for r in results if r["name"] == "discriminative"), None)
+    k8 = next((r for r in results if r["name"] == "bayes K=8"), None)
+    for r in results:
+        r["pass_rate_vs_discriminative"] = (r["examples_per_s"] * r["passes_per_item"]
+                                            / (ref["examples_per_s"] * ref["passes_per_item"])) if ref else None
+        r["mcnemar_p_vs_bayes_k8"] = mcnemar_pvalue(r["correct"], k8["correct"]) if k8 and r is not k8 else None
     args.out.mkdir(parents=True, exist_ok=True)
-    lines = ["| readout | forward passes / item | examples/s | accuracy [95% CI] | NLL |", "|---|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['passes_per_item']:.2f} | {r['examples_per_s']:.1f} | {r['accuracy']:.3f} "
-              f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] | {r['nll']:.3f} |" for r in results]
+    def fmt(x, spec):
+        return "—" if x is None else format(x, spec)
+
+    lines = ["| readout | forward passes / item | examples/s | passes/s vs discriminative | accuracy [95% CI] | NLL "
+             "| McNemar p vs K=8 |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['passes_per_item']:.2f} | {r['examples_per_s']:.2f} "
+              f"| {fmt(r['pass_rate_vs_discriminative'], '.2f')} | {r['accuracy']:.3f} "
+              f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] | {r['nll']:.3f} | {fmt(r['mcnemar_p_vs_bayes_k8'], '.2g')} |"
+              for r in results]
     meta = {"run_dir": str(args.run_dir), "device": args.device, "n": results[0]["n"], "seed": args.seed,
-            "long_text": cfg.get("data", {}).get("long_text", "truncate")}
+            "long_text": cfg.get("data", {}).get("long_text", "truncate"), "threads": torch.get_num_threads(),
+            "profile_ms_per_row": profile}
     (args.out / "table.md").write_text(f"{json.dumps(meta)}\n\n" + "\n".join(lines) + "\n")
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
     plot(results, args.out / "accuracy_vs_passes.png")
