@@ -69,7 +69,8 @@ def test_train_classifier_writes_a_complete_report(tiny_run, mode):
     results, out = tiny_run([*CLF, "dataset.num_test=64", f"classifier={mode}",
                              "task.baselines=[discriminative,tfidf_lr]"], mode)
     saved = json.loads((out / "results.json").read_text())
-    expected = {"generative", "discriminative", "tfidf_lr"} | ({"generative_infill"} if mode == "conditional" else set())
+    readouts = {"generative_infill", "generative_hybrid"} if mode == "conditional" else set()
+    expected = {"generative", "discriminative", "tfidf_lr"} | readouts
     assert set(saved["models"]) == expected
     for name, metrics in saved["models"].items():
         for key in ("accuracy", "accuracy_ci95", "macro_f1", "nll", "brier", "ece", "ece_after_ts", "n",

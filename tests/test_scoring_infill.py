@@ -20,6 +20,9 @@ def test_infill_term_trains_the_label_readout_above_chance_and_hybrid_mixes_read
     infill = results["models"]["generative_infill"]
     n = infill["n"]
     assert n == 120 and infill["forward_passes_per_example"] == 1
+    hybrid, bayes_passes = results["models"]["generative_hybrid"], results["models"]["generative"]["forward_passes_per_example"]
+    assert hybrid["n"] == n and 1 <= hybrid["forward_passes_per_example"] <= 1 + bayes_passes  # one pass + draws where unsure
+    assert "generative_hybrid" in results["mcnemar_p"]
     metrics = next(out.rglob("metrics.csv")).read_text()
     assert "train/label_infill_nll" in metrics  # the infill term ran
 

@@ -50,6 +50,11 @@ def _infill(clf, loader):
     return predict(clf, loader, readout="infill")
 
 
+def _hybrid(clf, loader, seed: int, **score):
+    """The infill posterior where it is sure (``classifier.hybrid_threshold``), Bayes draws elsewhere."""
+    return predict(clf, loader, seed=seed, readout="hybrid", **score)
+
+
 def run(cfg: DictConfig) -> dict:
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
@@ -78,6 +83,8 @@ def run(cfg: DictConfig) -> dict:
     test_preds = {"generative": predict(clf, test_loader, seed=cfg.task.eval_seed + 1, **score)}
     if clf.mode == "conditional" and not clf.autoregressive:
         val_preds["generative_infill"], test_preds["generative_infill"] = _infill(clf, val_loader), _infill(clf, test_loader)
+        val_preds["generative_hybrid"] = _hybrid(clf, val_loader, cfg.task.eval_seed, **score)
+        test_preds["generative_hybrid"] = _hybrid(clf, test_loader, cfg.task.eval_seed + 1, **score)
     if "discriminative" in cfg.task.baselines:
         disc = build_discriminative(cfg, dm.tokenizer, num_classes)
         disc_resume = _resume_point(out / "discriminative") if ckpt_path else None
