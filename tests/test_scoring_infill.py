@@ -38,6 +38,42 @@ def test_infill_term_trains_the_label_readout_above_chance_and_hybrid_mixes_read
     assert torch.allclose(never.log_joint, bayes.log_joint)
     assert never.forward_passes_per_example == 1 + bayes.forward_passes_per_example
     if not infill["accuracy"] > 0.5 + 3 * math.sqrt(0.25 / n):  # > chance + 3 standard errors
-        # measured: the label-token NLL stays at log 2 on this tiny CPU model (the readout must learn to
-        # attend from the label slot; the same backbone with a pooled head reaches 0.90)
+        # measured (issue 13): the label slot holds the same mask token in every row, so at init its state
+        # barely depends on the text (std over a batch 0.004 vs 0.5 at text positions; label-logit std 7e-4);
+        # the term sits on that plateau for ~200 steps even alone (lr 1e-3), and at lr 3e-3 Adam collapses the
+        # representation instead. This 16-token byte-level window also carries little evidence: Bayes reads
+        # 0.58-0.64 and TF-IDF 0.62-0.68 on 200 validation items, around this bar (0.637).
         pytest.xfail(f"infill readout at {infill['accuracy']:.3f} on the tiny run (issue 13: open)")
+
+
+def test_infill_rows_hide_the_label_and_train_on_the_scoring_layout(tmp_path):
+    """Label-masked training rows: slot 0 holds the mask token and the condition is ``<nolabel>`` (the label
+    reaches the model nowhere); the readout scores that same layout; the term's targets are the label ids."""
+    from diffusion_lab.builders import build_datamodule
+    from diffusion_lab.classifiers.build import build_generative
+    from diffusion_lab.classifiers.scoring import infill_label_probs
+    from tests.conftest import TINY, compose
+
+    cfg = compose([*TINY, "task=train_classifier", "classifier.infill_weight=0.5", "classifier.infill_mask_prob=0.5",
+                   "classifier.uncond_prob=0.0"], tmp_path)
+    dm = build_datamodule(cfg, cache_dir=tmp_path)
+    dm.setup()
+    clf = build_generative(cfg, dm.tokenizer, dm.num_classes, [math.log(0.5)] * 2)
+    backbone, no_label = clf.lms[0].backbone, clf.lms[0].backbone.num_conditions - 1
+    assert len(set(clf.label_token_ids)) == 2 and not set(clf.label_token_ids) & set(backbone.suppress_ids.tolist())
+    seen = {}
+    backbone.register_forward_pre_hook(lambda m, args, kw: seen.update(x=args[0], att=args[1], **kw), with_kwargs=True)
+    batch = next(iter(dm.train_dataloader()))
+    labels = batch["labels"]
+    loss = clf._conditional_loss(batch["input_ids"], batch["attention_mask"], labels)
+    assert torch.isfinite(loss)
+    x, att, cond = seen["x"], seen["att"], seen["condition"]
+    hidden = x[:, 0] == clf.mask_token_id
+    assert hidden.any() and (~hidden).any()
+    assert (cond[hidden] == no_label).all() and (cond[~hidden] == labels[~hidden]).all()
+    label_ids = torch.tensor(clf.label_token_ids)
+    assert (x[~hidden, 0] == label_ids[labels[~hidden]]).all() and seen["positions"][:, 0].equal(hidden)
+    with torch.no_grad():  # the readout on the same text sees exactly what the training rows saw
+        trained = torch.log_softmax(backbone(x, att, condition=cond)[hidden, 0][:, label_ids].double(), -1)
+        scored = infill_label_probs(clf, x[hidden, 1:], att[hidden, 1:]).log()
+    assert torch.allclose(trained, scored, atol=1e-5)
