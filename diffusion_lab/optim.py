@@ -44,7 +44,11 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
         sample = ", ".join(n for n, _ in list(module.named_parameters())[:3])
         raise ConfigError(f"optimizer.lr_scale key(s) {unmatched} match no parameter name (names look like {sample}); "
                           "use a substring of the parameters to scale, e.g. condition_embedding")
-    base_lr = _default_lr(optimizer_factory)
+    base_lr = _default_lr(optimizer_factory) if lr_scale else None
+    if lr_scale and base_lr is None:
+        from diffusion_lab.config_schema import ConfigError
+
+        raise ConfigError("optimizer.lr_scale needs the optimizer's lr (set optimizer.lr)")
     groups = []
     for (decay, factor), params in buckets.items():
         group = {"params": params} if decay else {"params": params, "weight_decay": 0.0}
@@ -79,11 +83,16 @@ def split_lr_scale(optimizer_factory):
     return functools.partial(optimizer_factory.func, *optimizer_factory.args, **keywords), factors
 
 
-def _default_lr(optimizer_factory) -> float:
+def _default_lr(optimizer_factory) -> float | None:
+    """The factory's ``lr`` (its keyword, else its signature's default); None when it has neither."""
     keywords = getattr(optimizer_factory, "keywords", {}) or {}
     if "lr" in keywords:
         return float(keywords["lr"])
-    return float(inspect.signature(getattr(optimizer_factory, "func", optimizer_factory)).parameters["lr"].default)
+    try:
+        default = inspect.signature(getattr(optimizer_factory, "func", optimizer_factory)).parameters["lr"].default
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if default is inspect.Parameter.empty else float(default)
 
 
 def warmup_cosine(optimizer, num_training_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0):
