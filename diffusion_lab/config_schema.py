@@ -146,6 +146,7 @@ def validate(cfg: DictConfig) -> None:
             f"({cfg.model.get('family')}) is an encoder. Use model=gpt2_tiny or model=gpt2 (tokenizer=gpt2)"
         )
     _check_sample_length(cfg)
+    _check_unlabelled_text(cfg)
     _check_pretrained_reachable(cfg)
     for section in ("masking", "sampler"):
         if section in cfg and cfg[section] is not None:
@@ -166,6 +167,17 @@ def _check_sample_length(cfg: DictConfig) -> None:
             f"task.sample_length={task.sample_length} exceeds the model's window data.max_length={data.max_length}: "
             f"the validation samples would fail after the first epoch; set task.sample_length<={data.max_length} "
             "(or task.num_samples=0 for no samples)"
+        )
+
+
+def _check_unlabelled_text(cfg: DictConfig) -> None:
+    """Unlabelled text (label -1) is for language-model training; a classifier would stop at its first batch."""
+    task, data = cfg.get("task"), cfg.get("data")
+    if task is not None and data is not None and task.get("name") == "train_classifier" and data.get("lm_use_unsup"):
+        raise ConfigError(
+            "data.lm_use_unsup=true adds unlabelled text (label -1), which task=train_classifier cannot train on; "
+            "set data.lm_use_unsup=false, or train a language model on it first (task=train_lm) and start the "
+            "classifier from that run with model.init_from=<run dir>"
         )
 
 

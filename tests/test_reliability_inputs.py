@@ -186,3 +186,10 @@ def test_15_length_matched_ood_on_too_few_items_is_unavailable_with_the_reason()
     assert "auroc" not in matched and matched["n_in"] == 1
     assert "fewer than eval.ood_min_n=20" in matched["skipped"]
     assert "auroc" in sec["generative"]["log_px"]["all"]
+
+
+def test_unlabelled_text_in_a_classifier_run_fails_at_start_up_naming_the_key(tmp_path):
+    # before: the run built the data and the model, then stopped at its first batch on label -1
+    with pytest.raises(ConfigError, match=r"data.lm_use_unsup=true adds unlabelled text .* data.lm_use_unsup=false"):
+        validate(compose(["task=train_classifier", "data.lm_use_unsup=true"], tmp_path))
+    validate(compose(["task=train_lm", "data.lm_use_unsup=true"], tmp_path))  # the LM may read it
