@@ -106,7 +106,10 @@ def plain_loop(lm, dm, args, clip):
 def lightning_task(task, overrides, args, threads):
     """tokens/s of a task run: its own train_tokens_per_s, else steps x mean batch tokens / wall (incl. setup)."""
     out = Path(tempfile.mkdtemp(prefix=f"throughput_{task}_"))
-    extra = ["task.baselines=[]", "task.val_draws=1", "classifier.num_draws=2"] if task == "train_classifier" else []
+    # a classifier trains on labelled text only: unsup reviews (label -1) are for language-model training
+    # (and a small test subset: the run scores its test split after training, which is not what is timed)
+    extra = (["task.baselines=[]", "task.val_draws=1", "classifier.num_draws=2", "data.lm_use_unsup=false",
+              "eval.max_test=32", "data.max_val=32"] if task == "train_classifier" else [])
     cmd = [sys.executable, "-m", "diffusion_lab", f"task={task}", *overrides, *extra,
            f"trainer.max_steps={args.lightning_steps}", "trainer.max_time=null", "trainer.limit_val_batches=0",
            "logger=csv", "callbacks=none", "trainer.enable_progress_bar=false", f"hydra.run.dir={out}"]
