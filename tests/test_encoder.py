@@ -144,7 +144,7 @@ def test_token_type_condition_init_refuses_more_classes_than_token_types():
 
 
 @pytest.mark.parametrize("subs", [False, True])
-def test_biases_added_in_place_equal_the_reference_sum_dense_and_sparse(subs):
+def test_output_and_condition_biases_equal_the_reference_sum_dense_and_sparse(subs):
     torch.manual_seed(0)
     model = EncoderDenoiser(40, pad_token_id=0, num_conditions=3, max_length=12, model_type="bert", **SIZES).eval()
     with torch.no_grad():
@@ -170,7 +170,7 @@ def test_biases_added_in_place_equal_the_reference_sum_dense_and_sparse(subs):
         torch.testing.assert_close(model(x, att), plain, atol=1e-5, rtol=1e-5)
 
 
-def test_in_place_biases_keep_gradients_to_both_bias_tables():
+def test_sparse_biases_pass_gradients_to_both_bias_tables():
     torch.manual_seed(0)
     model = EncoderDenoiser(40, pad_token_id=0, num_conditions=3, max_length=12, model_type="bert", **SIZES)
     x = torch.randint(1, 40, (3, 6))

@@ -37,9 +37,6 @@ class Denoiser(nn.Module):
 
     #: True when position i attends only to positions <= i (autoregressive use).
     causal: bool = False
-    #: True when ``_backbone_logits`` returns a new tensor (a head's matmul output) that biases may be
-    #: added to in place; otherwise it may alias parameters or be an expanded view, and is copied first.
-    fresh_logits: bool = False
 
     def __init__(self, vocab_size: int, num_conditions: int = 0, hidden_size: int | None = None):
         super().__init__()
@@ -101,29 +98,14 @@ class Denoiser(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, condition)
-        logits = self._add_biases(self._backbone_logits(inputs_embeds, attention_mask, positions), condition, positions)
+        logits = self._backbone_logits(inputs_embeds, attention_mask, positions)
+        logits = logits + self.output_bias.to(logits.dtype)
+        if condition is not None and self.condition_bias is not None:
+            bias = self.condition_bias(condition).to(logits.dtype)  # [B, V]
+            logits = logits + (bias[:, None, :] if positions is None else bias[positions.nonzero(as_tuple=True)[0]])
         if self.suppress_ids.numel():
-            logits = logits.index_fill_(-1, self.suppress_ids, float("-inf"))  # writes those columns only
+            logits = logits.index_fill(-1, self.suppress_ids, float("-inf"))
         return logits
-
-    def _add_biases(self, logits: torch.Tensor, condition, positions) -> torch.Tensor:
-        """``logits + output_bias + condition_bias[c]`` in one in-place pass over the logits.
-
-        The sparse ``[N, V]`` logits are the largest tensor of a scoring pass: two out-of-place adds and a
-        gathered ``[N, V]`` bias cost about as much as the head's matmul (experiments/scoring_speed). Here the
-        ``[C, V]`` table ``T[c] = output_bias + condition_bias[c]`` is added as ``onehot(c_n) @ T``
-        (``addmm_``: each row gets exactly its class's row of ``T``).
-        """
-        if not self.fresh_logits:
-            logits = logits.clone()
-        bias = self.output_bias.to(logits.dtype)
-        if condition is None or self.condition_bias is None:
-            return logits.add_(bias)
-        table = self.condition_bias.weight.to(logits.dtype) + bias  # [C, V], small
-        if positions is None:
-            return logits.add_(table[condition][:, None, :])
-        rows = condition[positions.nonzero(as_tuple=True)[0]]
-        return logits.addmm_(torch.nn.functional.one_hot(rows, self.num_conditions).to(logits.dtype), table)
 
     def _backbone_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                          positions: torch.Tensor | None = None) -> torch.Tensor:

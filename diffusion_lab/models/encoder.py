@@ -76,8 +76,6 @@ def _set_dropout(config, dropout: float) -> None:
 class EncoderDenoiser(Denoiser):
     """Any ``AutoModelForMaskedLM`` behind the ``Denoiser`` interface (see the module docstring)."""
 
-    fresh_logits = True  # the MLM head's decoder output (a Linear): biases go in place
-
     def __init__(
         self,
         vocab_size: int,
