@@ -77,7 +77,8 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
         prune_margin=clf_cfg.prune_margin, uncond_prob=clf_cfg.uncond_prob, eval_seed=cfg.task.eval_seed,
         seed=cfg.seed, sequential=clf_cfg.get("sequential", False), stop_z=clf_cfg.get("stop_z", 3.0),
         stage_draws=clf_cfg.get("stage_draws"), infill_weight=clf_cfg.get("infill_weight", 0.0),
-        infill_mask_prob=clf_cfg.get("infill_mask_prob", 0.5), hybrid_threshold=clf_cfg.get("hybrid_threshold", 0.9),
+        infill_mask_prob=clf_cfg.get("infill_mask_prob", 0.5),
+        infill_text=clf_cfg.get("infill_text", "noised"), hybrid_threshold=clf_cfg.get("hybrid_threshold", 0.9),
         score_tokens=clf_cfg.get("score_tokens"),
     )
 

@@ -49,12 +49,15 @@ class GenerativeClassifier(L.LightningModule):
         stage_draws: int | None = None,
         infill_weight: float = 0.0,
         infill_mask_prob: float = 0.5,
+        infill_text: str = "noised",
         hybrid_threshold: float = 0.9,
         score_tokens: int | None = None,
     ):
         super().__init__()
         if mode not in ("conditional", "per_class"):
             raise ValueError(f"classifier.mode={mode!r}: allowed values are conditional, per_class")
+        if infill_text not in ("noised", "visible"):
+            raise ValueError(f"classifier.infill_text={infill_text!r}: allowed values are noised, visible")
         if mode == "per_class" and len(lms) != num_classes:
             raise ValueError(f"per_class needs one language model per class ({num_classes}), got {len(lms)}")
         self.save_hyperparameters(ignore=["lms", "optimizer", "scheduler"])
@@ -115,6 +118,10 @@ class GenerativeClassifier(L.LightningModule):
         probability ``classifier.infill_mask_prob`` (mean over the rows where it is masked), the
         condition hidden there; both from ONE forward pass. The readout learns from a signal of its
         own size instead of one token in L + 1.
+
+        ``classifier.infill_text``: ``noised`` masks the text of label-masked rows by the schedule too;
+        ``visible`` keeps it clean there, the layout the readout scores (``infill_label_probs``), and
+        ``L_text`` is then the bound over the label-visible rows only.
         """
         hp, schedule = self.hparams, lm.masking
         t = schedule.sample_t(x.shape[0], lm.mask_generator).to(x.device)
@@ -122,6 +129,10 @@ class GenerativeClassifier(L.LightningModule):
         text_att[:, 0] = 0  # the label slot is not a text token of the schedule
         x_t, masked = schedule.q_xt(x, text_att, schedule.rate(t), self.mask_token_id, lm._cpu_gen(x))
         label_masked = torch.rand(x.shape[0], generator=self.generator).to(x.device) < hp.infill_mask_prob
+        if hp.infill_text == "visible":  # clean text where the label is the target, as the readout reads it
+            x_t = torch.where(label_masked[:, None], x, x_t)
+            masked = masked & ~label_masked[:, None]
+            text_att = text_att * ~label_masked[:, None]
         masked[:, 0] = label_masked
         x_t[:, 0] = torch.where(label_masked, torch.full_like(labels, self.mask_token_id), x[:, 0])
         cond = torch.where(label_masked, torch.full_like(labels, no_label), labels)
