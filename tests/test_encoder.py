@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -42,6 +43,15 @@ def test_checkpoint_without_mlm_head_gets_a_tied_new_head(tmp_path):
     decoder, words = model.model.get_output_embeddings(), model.model.get_input_embeddings()
     assert decoder.weight.data_ptr() == words.weight.data_ptr()
     assert all(m.training for m in model.modules())  # from_pretrained's eval mode would disable dropout
+
+
+def test_new_head_weights_are_logged_once_per_process(tmp_path, caplog):
+    BertModel(BertConfig(vocab_size=90, **SIZES)).save_pretrained(tmp_path / "encoder_only")
+    with caplog.at_level(logging.DEBUG, logger="diffusion_lab.models.encoder"):
+        for _ in range(3):  # a synthesis loop or a sweep reloads the same checkpoint
+            EncoderDenoiser(90, pad_token_id=0, model_type="bert", pretrained=str(tmp_path / "encoder_only"))
+    reports = [r for r in caplog.records if "has no weights for" in r.getMessage()]
+    assert [r.levelno for r in reports] == [logging.WARNING, logging.DEBUG, logging.DEBUG]
 
 
 def test_weights_with_another_sha256_are_refused(tmp_path):

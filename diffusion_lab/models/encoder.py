@@ -31,6 +31,7 @@ from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.pretrained import load_pretrained
 
 log = logging.getLogger(__name__)
+_REPORTED: set[tuple[str, tuple[str, ...]]] = set()  # (checkpoint, new weights) already logged
 
 
 def file_sha256(path: Path) -> str:
@@ -59,12 +60,15 @@ def check_weights_sha256(folder: str, expected: str) -> None:
 def _quiet_transformers():
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # its per-tensor "Loading weights" bar repeats on every load
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _set_dropout(config, dropout: float) -> None:
@@ -106,9 +110,11 @@ class EncoderDenoiser(Denoiser):
                 model, info = load_pretrained(AutoModelForMaskedLM, pretrained, output_loading_info=True)
             model.train()  # from_pretrained returns eval mode, and Lightning keeps each module's mode
             self.new_weights = sorted(info.get("missing_keys", []))
-            if self.new_weights:
-                log.warning("%s has no weights for %d tensors; initialised new: %s", pretrained,
-                            len(self.new_weights), ", ".join(self.new_weights))
+            if self.new_weights:  # once per process: a sweep or a loop reloads the same checkpoint many times
+                report = log.debug if (str(pretrained), tuple(self.new_weights)) in _REPORTED else log.warning
+                _REPORTED.add((str(pretrained), tuple(self.new_weights)))
+                report("%s has no weights for %d tensors; initialised new: %s", pretrained,
+                       len(self.new_weights), ", ".join(self.new_weights))
             if dropout is not None:
                 _set_dropout(model.config, dropout)
                 for module in model.modules():  # the modules were built with the checkpoint's rates
