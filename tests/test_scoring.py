@@ -188,3 +188,46 @@ def test_num_draws_auto_reads_validation_only():
     k, table = choose_num_draws(clf, ValidationOnly(), [1, 2, 4, 8], tolerance=0.05)
     assert k in table and set(table) == {1, 2, 4, 8}
     assert table[k] <= table[8] + 0.05 and all(table[j] > table[8] + 0.05 for j in table if j < k)
+
+
+def test_stop_z_auto_reads_validation_only_and_picks_the_smallest_agreeing_threshold():
+    from diffusion_lab.classifiers.draws import choose_stop_z
+    from diffusion_lab.classifiers.generative import GenerativeClassifier
+
+    tables = _tables(2, seed=4, spread=0.3)
+
+    class TableLM(torch.nn.Module):
+        def __init__(self, t):
+            super().__init__()
+            self.backbone = TableBackbone(t)
+
+    clf = GenerativeClassifier([TableLM(t) for t in tables], "per_class", 2, [math.log(0.5)] * 2, MASK,
+                               optimizer=None, stage_draws=2).eval()
+    x = torch.cat([_sample(tables[0], 16, 12, 0), _sample(tables[1], 16, 12, 1)])
+    batch = {"input_ids": x, "attention_mask": torch.ones_like(x), "labels": torch.tensor([0] * 16 + [1] * 16)}
+
+    class ValidationOnly:
+        def dataloader(self, split):
+            if split != "validation":
+                raise AssertionError(f"stop_z=auto read the {split} split")
+            return [batch]
+
+    z, table = choose_stop_z(clf, ValidationOnly(), 8, [0.5, 1.0, 2.0, 3.0], max_accuracy_drop=0.05)
+    assert set(table) == {"fixed", 0.5, 1.0, 2.0, 3.0} and table["fixed"]["passes"] == 16  # 8 draws x 2 classes
+    bar = table["fixed"]["accuracy"] - 0.05
+    assert table[z]["accuracy"] >= bar and all(table[s]["accuracy"] < bar for s in (0.5, 1.0, 2.0, 3.0) if s < z)
+    assert table[0.5]["passes"] <= table[3.0]["passes"] < 16  # a lower threshold stops earlier
+    assert table["fixed"]["agreement"] == 1.0
+
+
+def test_stop_z_auto_is_chosen_recorded_and_reloaded(tiny_run):
+    from diffusion_lab.classifiers.build import load_classifier_run
+
+    results, out = tiny_run(["task=train_classifier", "task.val_draws=1", "classifier.num_draws=4", "task.baselines=[]",
+                             "classifier.sequential=true", "classifier.stop_z=auto", "classifier.auto_stop_z=[1.0,3.0]",
+                             "eval.max_test=16"], "auto_z")
+    chosen = results["stop_z_chosen"]
+    assert chosen in (1.0, 3.0) and set(results["auto_stop_z"]) == {"fixed", "1.0", "3.0"}
+    assert results["auto_stop_z"]["fixed"]["passes"] == 8  # 4 draws x 2 classes, one window each
+    _, _, clf, _ = load_classifier_run(out)
+    assert clf.hparams.stop_z == chosen  # the checkpoint says auto; results.json says what was chosen

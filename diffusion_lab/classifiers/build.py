@@ -113,12 +113,15 @@ def load_classifier_run(run_dir, which: str = "best"):
     if results.exists():
         import json
 
-        label_names = json.loads(results.read_text()).get("label_names")
+        chosen = json.loads(results.read_text())
+        label_names = chosen.get("label_names")
     num_classes = len(label_names) if label_names else cfg.dataset.get("num_classes", 2)
     clf = build_generative(cfg, tokenizer, num_classes, [0.0] * num_classes)
     state = load_checkpoint(find_checkpoint(run_dir, which))
     clf.load_state_dict(state["state_dict"])
     clf.eval()
+    if results.exists() and str(clf.hparams.get("stop_z")) == "auto" and chosen.get("stop_z_chosen") is not None:
+        clf.hparams.stop_z = float(chosen["stop_z_chosen"])  # chosen on validation after the checkpoint was written
     baselines = {}
     disc_dir = run_dir / "discriminative"
     if (disc_dir / "checkpoints").exists():

@@ -169,14 +169,18 @@ class GenerativeClassifier(L.LightningModule):
         if k == "auto":
             raise ValueError("classifier.num_draws=auto is chosen on validation first "
                              "(diffusion_lab.classifiers.draws.choose_num_draws)")
+        seq = hp.get("sequential", False) if sequential is None else sequential
+        z = stop_z or hp.get("stop_z", 3.0)
+        if seq and z == "auto":
+            raise ValueError("classifier.stop_z=auto is chosen on validation first "
+                             "(diffusion_lab.classifiers.draws.choose_stop_z)")
         scores = class_log_likelihoods(
             self, input_ids, attention_mask, estimator=estimator or hp.estimator,
             num_draws=int(k), generator=generator,
             adaptive=hp.adaptive_prune if adaptive is None else adaptive,
             first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
             seed_draws=seed_draws, score_mask=score_mask, doc_ids=doc_ids,
-            sequential=hp.get("sequential", False) if sequential is None else sequential,
-            stop_z=stop_z or hp.get("stop_z", 3.0), stage_draws=hp.get("stage_draws"),
+            sequential=seq, stop_z=float(z) if seq else 3.0, stage_draws=hp.get("stage_draws"),
             return_token_scores=return_token_scores,
         )
         return scores.log_lik + self.log_prior.to(scores.log_lik), scores

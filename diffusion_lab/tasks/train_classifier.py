@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
 from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
-from diffusion_lab.classifiers.draws import resolve_num_draws
+from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.report import mcnemar_against, model_metrics, render
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
@@ -78,6 +78,9 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
         return _validation_only(cfg, clf, dm, out, steps)
     score = {"num_draws": resolve_num_draws(cfg.classifier, clf, dm, cfg.task.eval_seed)}  # auto: on validation
+    stop_z = resolve_stop_z(cfg.classifier, clf, dm, score["num_draws"], cfg.task.eval_seed)  # likewise
+    if stop_z is not None:
+        score["stop_z"] = stop_z
     val_loader, test_loader = dm.dataloader("validation"), dm.dataloader("test")
     val_preds = {"generative": predict(clf, val_loader, seed=cfg.task.eval_seed, **score)}
     test_preds = {"generative": predict(clf, test_loader, seed=cfg.task.eval_seed + 1, **score)}
@@ -106,6 +109,9 @@ def run(cfg: DictConfig) -> dict:
         "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
         "classifier": {k: cfg.classifier[k] for k in ("mode", "estimator", "num_draws", "prior")},
         "num_draws_chosen": score["num_draws"],
+        "stop_z_chosen": stop_z,
+        **({"auto_stop_z": {str(z): row for z, row in clf.auto_stop_z_table.items()}}
+           if hasattr(clf, "auto_stop_z_table") else {}),
         "model": cfg.model.name, "max_length": cfg.data.max_length,
         "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
         "tfidf_input": "full text" if "tfidf_lr" in test_preds and full else "token window",
