@@ -74,10 +74,6 @@ class SamplerSchema:
         _positive("sampler", self, "steps")
 
 
-#: the scoring functions of classifiers/scoring.py (class_log_likelihoods takes the name, as predict() does)
-ESTIMATORS = ("elbo_crn", "seed_mean_loss")
-
-
 @dataclass
 class ClassifierSchema:
     num_draws: Any = 8  # a positive int, or "auto" (chosen on validation)
@@ -91,9 +87,8 @@ class ClassifierSchema:
         if self.num_draws != "auto" and (not isinstance(self.num_draws, int) or isinstance(self.num_draws, bool)
                                          or self.num_draws <= 0):
             raise ConfigError(f"classifier.num_draws={self.num_draws!r}: must be a positive integer or auto")
-        # mode and prior: their allowed values are the names in the targets table (validate -> targets.check_names)
-        if self.estimator not in ESTIMATORS:
-            raise ConfigError(f"classifier.estimator={self.estimator!r}: allowed values are {', '.join(ESTIMATORS)}")
+        # mode, prior and estimator: their allowed values are the names in the targets table
+        # (validate -> targets.check_names)
 
 
 @dataclass
@@ -134,7 +129,7 @@ def validate(cfg: DictConfig) -> None:
             _check(section, schema, cfg[section])
     from diffusion_lab.targets import check_names
 
-    check_names(cfg)  # model.objective, classifier.mode, classifier.prior name an entry of the targets table
+    check_names(cfg)  # model.objective, classifier.mode/prior/estimator name an entry of the targets table
     if cfg.get("model") and cfg.model.get("pretrained") and "TrainedBPE" in str(cfg.tokenizer.get("_target_", "")):
         raise ConfigError(
             f"model.pretrained={cfg.model.pretrained!r} needs its own tokenizer: add tokenizer=pretrained "

@@ -1,5 +1,6 @@
-"""``_target_`` dispatch: model.objective, classifier.mode and classifier.prior build the object their
-entry in the ``targets`` table names (diffusion_lab/targets.py), and runs saved before the table still load."""
+"""``_target_`` dispatch: model.objective, classifier.mode, classifier.prior and classifier.estimator build
+the object their entry in the ``targets`` table names (diffusion_lab/targets.py), and runs saved before the
+table (or one of its tables) still load."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def stub_layout(cfg, tokenizer, num_classes):
     ("model.objective=masked", "diffusion, autoregressive"),
     ("classifier.mode=ensemble", "conditional, per_class"),
     ("classifier.prior=flat", "train, uniform"),
+    ("classifier.estimator=magic", "elbo_crn, seed_mean_loss"),
 ])
 def test_a_name_outside_the_table_is_a_config_error_naming_key_and_options(override, allowed, tmp_path):
     key, value = override.split("=")
@@ -104,3 +106,60 @@ def test_a_run_saved_before_the_targets_table_loads_builds_and_resumes(tmp_path)
     assert log_prior(loaded, [0, 1], 2) == pytest.approx([math.log(0.5)] * 2)
     again = compose([*TINY, *TINY_TRAIN_LM, "resume=true", f"run_dir={run}"], tmp_path / "new")
     assert check_resume_config(again, run) == {}  # the added table is no difference
+
+
+def fixed_estimate(scorer, input_ids, attention_mask, *, doc_index, num_docs, **options):
+    """A user's estimator: ``log p(x | y) = -(c + 1)`` for every document, one pass per document."""
+    from diffusion_lab.classifiers.scoring import ClassScores
+
+    c = scorer.clf.num_classes
+    log_lik = -torch.arange(1, c + 1, dtype=torch.float64).expand(num_docs, c).clone()
+    return ClassScores(log_lik, None, 1.0, torch.ones(num_docs, dtype=torch.float64))
+
+
+def test_the_estimator_name_picks_its_scoring_function_from_the_table():
+    from diffusion_lab.classifiers import scoring
+    from diffusion_lab.targets import named_target
+
+    assert named_target("classifier.estimator", "elbo_crn").func is scoring.elbo_crn_estimate
+    assert named_target("classifier.estimator", "seed_mean_loss").func is scoring.seed_mean_loss_estimate
+    clf = SimpleNamespace(mode="per_class", num_classes=2, mask_token_id=4, lms=[])
+    x = torch.ones(3, 5, dtype=torch.long)
+    mine = {"mine": {"_target_": f"{__name__}.fixed_estimate"}}
+    scores = scoring.class_log_likelihoods(clf, x, torch.ones_like(x), estimator="mine", estimators=mine)
+    assert scores.log_lik.tolist() == [[-1.0, -2.0]] * 3
+    with pytest.raises(ConfigError, match=r"classifier\.estimator='mine': allowed values are elbo_crn, seed_mean_loss"):
+        scoring.class_log_likelihoods(clf, x, torch.ones_like(x), estimator="mine")  # not in the package's table
+
+
+def test_a_new_estimator_is_one_table_entry_and_travels_with_the_classifier(tmp_path):
+    from diffusion_lab.classifiers.build import build_generative
+
+    cfg = compose([*TINY, "task=train_classifier", f"+targets.classifier_estimator.mine._target_={__name__}.fixed_estimate",
+                   "classifier.estimator=mine", f"+targets.classifier_mode.stub._target_={__name__}.stub_layout",
+                   "classifier.mode=stub"], tmp_path)
+    validate(cfg)
+    clf = build_generative(cfg, SimpleNamespace(mask_token_id=4), 2, [math.log(0.5)] * 2)
+    assert clf.hparams.estimator == "mine" and "mine" in clf.hparams.estimators  # saved with the checkpoint
+    x = torch.ones(2, 5, dtype=torch.long)
+    joint, scores = clf.log_joint(x, torch.ones_like(x), num_draws=1)
+    assert torch.allclose(joint, torch.tensor([[-1.0, -2.0]] * 2, dtype=torch.float64) + math.log(0.5))
+    with pytest.raises(ConfigError, match=r"classifier\.estimator='seed_mean_los'"):
+        clf.log_joint(x, torch.ones_like(x), estimator="seed_mean_los")  # a per-call name is checked too
+
+
+def test_a_run_saved_before_the_estimator_table_loads_and_resumes(tmp_path):
+    """``config_resolved.yaml`` files written with a ``targets`` table but without ``classifier_estimator``
+    (runs of the commits between the two) get the package's missing table on load, not a resume difference."""
+    from diffusion_lab.runs import check_resume_config, load_run_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = compose([*TINY, *TINY_TRAIN_LM], run)
+    old = OmegaConf.create(OmegaConf.to_container(saved, resolve=True))
+    del old.targets["classifier_estimator"]
+    OmegaConf.save(old, run / "config_resolved.yaml")
+    loaded = load_run_config(run)
+    assert loaded.targets.classifier_estimator.elbo_crn._target_ == "diffusion_lab.classifiers.scoring.elbo_crn_estimate"
+    again = compose([*TINY, *TINY_TRAIN_LM, "resume=true", f"run_dir={run}"], tmp_path / "new")
+    assert check_resume_config(again, run) == {}

@@ -3,6 +3,8 @@
 ``classifier.mode`` and ``classifier.prior`` are names; what each builds is its ``_target_`` in the
 ``targets`` table of conf/config.yaml (``diffusion_lab.targets``): the functions below for the shipped
 options (``conditional_lms`` / ``per_class_lms``, ``label_frequency_prior`` / ``uniform_prior``).
+``classifier.estimator`` is resolved when scoring: the classifier keeps its name and the run's
+``targets.classifier_estimator`` table (``estimators``; functions of ``classifiers.scoring``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import math
 from collections import Counter
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from diffusion_lab.builders import build_backbone, build_lm
 from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
 from diffusion_lab.classifiers.generative import GenerativeClassifier
 from diffusion_lab.classifiers.label_tokens import add_label_tokens
-from diffusion_lab.targets import build_target
+from diffusion_lab.targets import build_target, table
 
 
 def label_frequency_prior(train_labels, num_classes: int) -> list[float]:
@@ -80,6 +82,7 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
         infill_mask_prob=clf_cfg.get("infill_mask_prob", 0.5),
         infill_text=clf_cfg.get("infill_text", "noised"), hybrid_threshold=clf_cfg.get("hybrid_threshold", 0.9),
         score_tokens=clf_cfg.get("score_tokens"),
+        estimators=OmegaConf.to_container(table(cfg, "classifier.estimator"), resolve=True),
     )
 
 

@@ -52,6 +52,7 @@ class GenerativeClassifier(L.LightningModule):
         infill_text: str = "noised",
         hybrid_threshold: float = 0.9,
         score_tokens: int | None = None,
+        estimators: dict | None = None,
     ):
         super().__init__()
         if mode not in ("conditional", "per_class"):
@@ -181,7 +182,7 @@ class GenerativeClassifier(L.LightningModule):
             first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
             seed_draws=seed_draws, score_mask=score_mask, doc_ids=doc_ids,
             sequential=seq, stop_z=float(z) if seq else 3.0, stage_draws=hp.get("stage_draws"),
-            return_token_scores=return_token_scores,
+            return_token_scores=return_token_scores, estimators=hp.get("estimators"),
         )
         return scores.log_lik + self.log_prior.to(scores.log_lik), scores
 

@@ -17,6 +17,10 @@ draws per class, score = minus the mean (length-normalised) masked cross-entropy
 windows. Not a likelihood; its "posterior" is only a softmax of scores.
 
 Autoregressive LMs give the exact ``log p(x | y)`` (no draws; scored tokens only).
+
+Each estimator is one function (``elbo_crn_estimate``, ``seed_mean_loss_estimate``), the ``_target_`` of
+its name in ``targets.classifier_estimator`` (conf/config.yaml); ``class_log_likelihoods`` calls the one
+``classifier.estimator`` names, so a new estimator is one table entry.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 from diffusion_lab.classifiers.sequential import decide, stage_plan
 from diffusion_lab.likelihood import draw_log_likelihoods, rows_per_pass, sparse_logits, stratified_mask_draws
 from diffusion_lab.masking import token_nll
+from diffusion_lab.targets import named_target
 
 
 @dataclass
@@ -210,34 +215,55 @@ def seed_mean_loss_scores(scorer: ClassScorer, input_ids, attention_mask, classe
     return out
 
 
+def elbo_crn_estimate(scorer: ClassScorer, input_ids, attention_mask, *, doc_index, num_docs, generator=None,
+                      num_draws=8, adaptive=False, first_stage_draws=2, margin=3.0, log_prior=None, score_mask=None,
+                      sequential=False, stop_z=3.0, stage_draws=None, return_token_scores=True, **_) -> ClassScores:
+    """``classifier.estimator=elbo_crn``: the staged, common-random-numbers bound; autoregressive LMs
+    give their exact ``log p(x | y)`` instead (no draws)."""
+    num_classes = scorer.clf.num_classes
+    if scorer.autoregressive:
+        ll, tok = exact_ar_scores(scorer, input_ids, attention_mask, list(range(num_classes)), score_mask)
+        windows = torch.bincount(doc_index, minlength=num_docs).double()
+        return ClassScores(per_document(ll, doc_index, num_docs), tok, float(num_classes * windows.mean()),
+                           num_classes * windows)
+    prune = adaptive and num_classes > 2
+    plan = stage_plan(num_draws, first_stage_draws, sequential, prune, stage_draws)
+    return staged_elbo_scores(scorer, input_ids, attention_mask, score_mask, doc_index, num_docs, num_classes, plan,
+                              generator, scorer.clf.mask_token_id, log_prior, margin if prune else None,
+                              stop_z if sequential else None, return_token_scores)
+
+
+def seed_mean_loss_estimate(scorer: ClassScorer, input_ids, attention_mask, *, doc_index, num_docs, generator=None,
+                            seed_draws=5, score_mask=None, **_) -> ClassScores:
+    """``classifier.estimator=seed_mean_loss``: the original recipe (``seed_mean_loss_scores``) summed over
+    each document's windows; no per-token scores. Diffusion models only."""
+    if scorer.autoregressive:
+        raise ValueError("classifier.estimator=seed_mean_loss needs a diffusion model; use elbo_crn")
+    num_classes = scorer.clf.num_classes
+    ll = seed_mean_loss_scores(scorer, input_ids, attention_mask, list(range(num_classes)), scorer.clf.mask_token_id,
+                               generator, draws=seed_draws, score_mask=score_mask)
+    windows = torch.bincount(doc_index, minlength=num_docs).double()
+    return ClassScores(per_document(ll, doc_index, num_docs), None, float(seed_draws * num_classes * windows.mean()),
+                       seed_draws * num_classes * windows)
+
+
 def class_log_likelihoods(clf, input_ids, attention_mask, estimator="elbo_crn", num_draws=8, generator=None,
                           adaptive=False, first_stage_draws=2, margin=3.0, log_prior=None, seed_draws=5,
                           score_mask=None, doc_ids=None, sequential=False, stop_z=3.0, stage_draws=None,
-                          return_token_scores=True) -> ClassScores:
+                          return_token_scores=True, estimators=None) -> ClassScores:
     """``log p(x | y)`` ``[D, C]`` per document with the configured estimator (module docstring).
 
+    ``estimator`` is a name of ``estimators`` (the run's ``targets.classifier_estimator`` table; ``None``:
+    the package's), whose ``_target_`` is called with the scorer, the batch and the options below
+    (``elbo_crn_estimate``, ``seed_mean_loss_estimate``; an unknown name is a ``ConfigError``).
     ``margin``: the pruning threshold in standard errors of the paired difference (``prune_z``)."""
+    estimate = named_target("classifier.estimator", estimator, estimators)
     scorer = ClassScorer(clf)
-    classes = list(range(clf.num_classes))
     index, num_docs = documents(doc_ids, input_ids.shape[0], input_ids.device)
-    if estimator == "seed_mean_loss":
-        if scorer.autoregressive:
-            raise ValueError("classifier.estimator=seed_mean_loss needs a diffusion model; use elbo_crn")
-        ll = seed_mean_loss_scores(scorer, input_ids, attention_mask, classes, clf.mask_token_id, generator,
-                                   draws=seed_draws, score_mask=score_mask)
-        windows = torch.bincount(index, minlength=num_docs).double()
-        return ClassScores(per_document(ll, index, num_docs), None, float(seed_draws * len(classes) * windows.mean()),
-                           seed_draws * len(classes) * windows)
-    if scorer.autoregressive:
-        ll, tok = exact_ar_scores(scorer, input_ids, attention_mask, classes, score_mask)
-        windows = torch.bincount(index, minlength=num_docs).double()
-        return ClassScores(per_document(ll, index, num_docs), tok, float(len(classes) * windows.mean()),
-                           len(classes) * windows)
-    prune = adaptive and len(classes) > 2
-    plan = stage_plan(num_draws, first_stage_draws, sequential, prune, stage_draws)
-    return staged_elbo_scores(scorer, input_ids, attention_mask, score_mask, index, num_docs, len(classes), plan,
-                              generator, clf.mask_token_id, log_prior, margin if prune else None,
-                              stop_z if sequential else None, return_token_scores)
+    return estimate(scorer, input_ids, attention_mask, doc_index=index, num_docs=num_docs, generator=generator,
+                    num_draws=num_draws, adaptive=adaptive, first_stage_draws=first_stage_draws, margin=margin,
+                    log_prior=log_prior, seed_draws=seed_draws, score_mask=score_mask, sequential=sequential,
+                    stop_z=stop_z, stage_draws=stage_draws, return_token_scores=return_token_scores)
 
 
 @torch.no_grad()
