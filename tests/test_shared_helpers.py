@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from diffusion_lab.classifiers.label_tokens import with_prefix
@@ -21,6 +23,25 @@ def test_real_tokens_minus_prefix_and_outside_the_score_mask():
     real_tokens(bool_att)[:, 1] = False  # a new tensor: the caller's mask is never edited
     assert bool_att.equal(ATT.bool())
     assert LogLinearSchedule(prefix_keep=2).maskable(ATT).equal(real_tokens(ATT, 2))
+
+
+def test_the_class_scorer_masks_real_tokens_minus_its_label_slot():
+    """``ClassScorer.inputs`` (classifier scoring) uses the same rule: real tokens within the score mask,
+    the prepended label slot (conditional) never maskable, always a new tensor."""
+    from diffusion_lab.classifiers.scoring import ClassScorer
+
+    score = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    conditional = ClassScorer(SimpleNamespace(mode="conditional", label_token_ids=[7, 8]))
+    ids, att, maskable = conditional.inputs(torch.ones_like(ATT), ATT, score)
+    assert ids[:, 0].tolist() == [7, 7] and att[:, 0].tolist() == [1, 1]
+    assert maskable.tolist() == real_tokens(att, 1, torch.cat([torch.zeros_like(score[:, :1]), score], 1)).tolist()
+    assert maskable.tolist() == [[False, False, True, True, True, False], [False, True, True, False, False, False]]
+    assert conditional.inputs(torch.ones_like(ATT), ATT)[2][:, 1:].equal(ATT.bool())
+    per_class = ClassScorer(SimpleNamespace(mode="per_class"))
+    bool_att = ATT.bool()
+    _, _, maskable = per_class.inputs(torch.ones_like(ATT), bool_att)
+    assert maskable.equal(real_tokens(ATT)) and maskable.data_ptr() != bool_att.data_ptr()
+    assert per_class.inputs(torch.ones_like(ATT), ATT, score)[2].equal(real_tokens(ATT, 0, score))
 
 
 def test_one_prepend_helper_for_start_and_label_tokens():

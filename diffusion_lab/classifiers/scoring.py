@@ -31,7 +31,7 @@ import torch
 
 from diffusion_lab.classifiers.sequential import decide, stage_plan
 from diffusion_lab.likelihood import draw_log_likelihoods, rows_per_pass, sparse_logits, stratified_mask_draws
-from diffusion_lab.masking import token_nll
+from diffusion_lab.masking import real_tokens, token_nll
 from diffusion_lab.targets import named_target
 
 
@@ -86,15 +86,16 @@ class ClassScorer:
         self._labels = None
 
     def inputs(self, input_ids, attention_mask, score_mask=None):
-        """``(ids, att, maskable)`` with the label slot prepended (conditional)."""
-        maskable = attention_mask.bool() if score_mask is None else score_mask.bool() & attention_mask.bool()
+        """``(ids, att, maskable)`` with the label slot prepended (conditional); ``maskable`` is
+        ``masking.real_tokens`` of the prefixed rows: real tokens within ``score_mask``, never the slot."""
         if self.prefix:
             from diffusion_lab.classifiers.label_tokens import with_prefix
 
             first = torch.full((input_ids.shape[0],), self.clf.label_token_ids[0], device=input_ids.device)
             input_ids, attention_mask = with_prefix(input_ids, attention_mask, first)
-            maskable = torch.cat([torch.zeros_like(maskable[:, :1]), maskable], 1)
-        return input_ids, attention_mask, maskable
+            if score_mask is not None:
+                score_mask = torch.cat([score_mask.new_zeros(score_mask.shape[0], self.prefix), score_mask], 1)
+        return input_ids, attention_mask, real_tokens(attention_mask, self.prefix, score_mask)
 
     def label_ids(self, device):
         if self._labels is None or self._labels.device != torch.device(device):
@@ -186,7 +187,7 @@ def exact_ar_scores(scorer: ClassScorer, input_ids, attention_mask, classes, sco
     from diffusion_lab.models.autoregressive import ar_token_logprobs, prepend_start_token
 
     ids, att, _ = scorer.inputs(input_ids, attention_mask)
-    scored = (attention_mask if score_mask is None else score_mask & attention_mask.bool()).double()
+    scored = real_tokens(attention_mask, 0, score_mask).double()
     start = scorer.clf.start_token_id
     lls, toks = [], []
     x, a = prepend_start_token(ids, att, start)
