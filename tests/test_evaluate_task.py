@@ -84,7 +84,7 @@ def test_training_hook_writes_every_section_for_every_model(evaluated_run):
 
 def test_standalone_task_skips_what_it_is_told_to_and_html_escapes_example_text(evaluated_run, tmp_path):
     from diffusion_lab.app import run
-    from diffusion_lab.evaluation.report_page import render_report
+    from diffusion_lab.evaluation.suite_page import render_report
 
     out = tmp_path / "eval"
     result = run(compose([*TINY, "task=evaluate", f"run_dir={evaluated_run}", *SMALL_EVAL, "eval.models=[generative,tfidf_lr]",

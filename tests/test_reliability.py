@@ -103,7 +103,7 @@ def test_5_kill_9_during_write_results_keeps_the_previous_file(tmp_path):
 
 
 def test_5_report_names_an_unreadable_results_file_and_goes_on(tmp_path):
-    from diffusion_lab.reporting.collect import collect
+    from diffusion_lab.sweep_results.collect import collect
 
     for name, text in (("0", '{"status": "finished", "val/nll": 1.5}'), ("1", '{"status": "fini')):
         (tmp_path / name).mkdir()

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from diffusion_lab.evaluation.explain import heatmaps_html
 from diffusion_lab.evaluation.html import CSS, self_contained_report, token_heatmap_html
-from diffusion_lab.evaluation.report_page import render_report
+from diffusion_lab.evaluation.suite_page import render_report
 from diffusion_lab.rich_utils import metrics_table
 
 

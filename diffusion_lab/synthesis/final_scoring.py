@@ -3,7 +3,7 @@
 Each configuration's trained run is reloaded (its best checkpoint, chosen on validation) and its
 generative classifier scores the real validation items (for the temperature) and the test items
 with the same seeded draws (``RunModels`` seeds every call alike: common random numbers across
-configurations). Metrics are ``classifiers.report.model_metrics`` (accuracy with a 95% Wilson
+configurations). Metrics are ``classifiers.results_table.model_metrics`` (accuracy with a 95% Wilson
 interval, macro-F1, NLL, Brier, ECE before/after temperature scaling); McNemar p-values compare
 each configuration with ``real_only`` on the same items.
 """
@@ -15,7 +15,7 @@ import time
 import torch
 
 from diffusion_lab.classifiers.predict import Predictions
-from diffusion_lab.classifiers.report import mcnemar_against, model_metrics
+from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics
 
 
 def _predictions(models, texts, labels) -> Predictions:

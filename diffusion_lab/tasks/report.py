@@ -14,9 +14,9 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 
 from diffusion_lab.logging_utils import get_logger
-from diffusion_lab.reporting.collect import collect, swept_keys
-from diffusion_lab.reporting.plots import plot_all
-from diffusion_lab.reporting.tables import (
+from diffusion_lab.sweep_results.collect import collect, swept_keys
+from diffusion_lab.sweep_results.plots import plot_all
+from diffusion_lab.sweep_results.tables import (
     job_rows,
     markdown_table,
     metric_columns,

@@ -18,7 +18,7 @@ from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
 from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
 from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
 from diffusion_lab.classifiers.predict import predict
-from diffusion_lab.classifiers.report import mcnemar_against, model_metrics, render
+from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics, render
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import wandb_logger
 from diffusion_lab.runs import load_checkpoint, write_results

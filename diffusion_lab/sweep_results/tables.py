@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from diffusion_lab.metrics.classification import mean_ci95
-from diffusion_lab.reporting.collect import Job, swept_value
+from diffusion_lab.sweep_results.collect import Job, swept_value
 
 
 def metric_columns(jobs: list[Job], names: Sequence[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""``report.html``: one self-contained page (tables, figures as data URIs, heatmaps) from ``evaluation.json``.
+"""The evaluation suite's page, ``report.html`` of ``task=evaluate``: one self-contained page (tables,
+figures as data URIs, heatmaps) from ``evaluation.json``.
 
 Every cell, heading and example text is escaped; the only markup is the page's own.
 """

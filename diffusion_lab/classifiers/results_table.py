@@ -1,5 +1,7 @@
-"""The classification report: metrics with intervals, calibration before/after temperature scaling,
-McNemar tests against the generative classifier, a reliability diagram, W&B summary and tables."""
+"""The results table of ``task=train_classifier`` (and of the synthetic-data loop's final scoring): per
+model, metrics with intervals, calibration before/after temperature scaling (fitted on validation) and
+McNemar tests against the generative classifier; rendered as a terminal table, ``predictions.csv``, a
+reliability diagram and the W&B summary and tables. The numbers land in ``results.json``."""
 
 from __future__ import annotations
 
