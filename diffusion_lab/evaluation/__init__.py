@@ -1,7 +1,7 @@
 """Evaluation. Model-independent functions (exported here): perturbations, OOD metrics, deletion
 curves, HTML. The suite of ``task=evaluate`` builds on them: ``models`` (every model of a classifier
 run behind one text -> log-joint interface), ``data`` (the run's items, shift and OOD sets), ``suite``
-(the sections of evaluation.json), ``explain`` (token attributions), ``plots``, ``suite_page`` (report.html), ``publish``."""
+(the sections of evaluation.json), ``explain`` (token attributions), ``figures``, ``suite_page`` (report.html), ``publish``."""
 
 from diffusion_lab.evaluation.deletion import deletion_curve
 from diffusion_lab.evaluation.html import escape, self_contained_report, token_heatmap_html
