@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from diffusion_lab.models.autoregressive import (
+from diffusion_lab.models.ar_likelihood import (
     ar_log_likelihood,
     ar_loss,
     ar_sequence_log_likelihood,

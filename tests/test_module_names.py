@@ -12,7 +12,7 @@ import diffusion_lab
 PACKAGE = Path(diffusion_lab.__file__).resolve().parent
 #: names shared on purpose: package inits and one base-class module per package. Left for later:
 #: synthetic.py (data/: the embedded dataset; viz/: model-free trajectories for the renderers).
-SHARED = {"__init__.py", "base.py", "synthetic.py", "autoregressive.py"}
+SHARED = {"__init__.py", "base.py", "synthetic.py"}
 
 
 def _modules() -> list[Path]:

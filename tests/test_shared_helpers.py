@@ -8,7 +8,7 @@ import torch
 
 from diffusion_lab.classifiers.label_tokens import with_prefix
 from diffusion_lab.masking import LogLinearSchedule, real_tokens
-from diffusion_lab.models.autoregressive import prepend_start_token, prepend_token
+from diffusion_lab.models.ar_likelihood import prepend_start_token, prepend_token
 from diffusion_lab.models.conditions import label_conditions
 
 ATT = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])

@@ -66,7 +66,7 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
     layout = build_target(cfg, "classifier.mode", cfg, tokenizer, num_classes)
     start = None
     if cfg.model.objective == "autoregressive":
-        from diffusion_lab.models.autoregressive import start_token_id
+        from diffusion_lab.models.ar_likelihood import start_token_id
 
         start = start_token_id(tokenizer)
     return GenerativeClassifier(

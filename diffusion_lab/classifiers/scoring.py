@@ -184,7 +184,7 @@ def staged_elbo_scores(scorer: ClassScorer, input_ids, attention_mask, score_mas
 
 def exact_ar_scores(scorer: ClassScorer, input_ids, attention_mask, classes, score_mask=None):
     """Exact ``log p(x | y=c)`` of the scored tokens from autoregressive LMs (label token as context)."""
-    from diffusion_lab.models.autoregressive import ar_token_logprobs, prepend_start_token
+    from diffusion_lab.models.ar_likelihood import ar_token_logprobs, prepend_start_token
 
     ids, att, _ = scorer.inputs(input_ids, attention_mask)
     scored = real_tokens(attention_mask, 0, score_mask).double()

@@ -3,7 +3,7 @@
 Built by ``builders.build_lm`` for ``model.objective=autoregressive`` with the same keyword
 arguments as ``DiffusionLM``, so ``task=train_lm`` (and ``generate``, and the classifiers, through
 ``sequence_log_likelihood``) run it unchanged. With the start token ``s`` of
-``models/autoregressive.py`` every real token is scored, the first one included:
+``models/ar_likelihood.py`` every real token is scored, the first one included:
 
     log p(x | c) = sum_{i in S} log p(x_i | s, x_{<i}, c)        (exact; S = scored positions)
 
@@ -33,8 +33,8 @@ import torch
 from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.masking import real_tokens
-from diffusion_lab.models.autoregressive import ar_token_scores
-from diffusion_lab.models.autoregressive import start_token_id as tokenizer_start_token
+from diffusion_lab.models.ar_likelihood import ar_token_scores
+from diffusion_lab.models.ar_likelihood import start_token_id as tokenizer_start_token
 from diffusion_lab.models.conditions import label_conditions
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler

@@ -72,7 +72,7 @@ class GPT2Denoiser(Denoiser):
 
     Random init uses ``n_embd``, ``n_layer``, ``n_head`` with ``n_positions = max_length + 1`` (one
     extra position for the start token the autoregressive objective prepends, see
-    ``models/autoregressive.py``); ``pretrained`` (hub id or local folder) overrides the sizes. The
+    ``models/ar_likelihood.py``); ``pretrained`` (hub id or local folder) overrides the sizes. The
     token embeddings are resized to ``vocab_size`` (``len(tokenizer)``, mask token included).
     """
 

@@ -26,7 +26,7 @@ CHOICE_KEYS = ("strategy", "temperature", "top_k", "top_p")
 class AutoregressiveSampler(Sampler):
     """x_p ~ choice(logits of p(x_p | s, x_{<p})) for p = shortest prompt length .. length-1.
 
-    ``s`` is ``start_token_id`` (the tokenizer's bos, see ``models.autoregressive.start_token_id``),
+    ``s`` is ``start_token_id`` (the tokenizer's bos, see ``models.ar_likelihood.start_token_id``),
     prepended to every model input exactly as in training and scoring (``ar_loss``,
     ``ar_log_likelihood``); it never appears in the output. Each step calls ``denoise`` on the
     whole prefix ``[s, x_1..x_{p}]`` (no KV cache: simple, and fast enough for small models) and
@@ -72,7 +72,7 @@ class AutoregressiveSampler(Sampler):
         if self.start_token_id is None:
             raise ValueError(
                 "AutoregressiveSampler needs start_token_id (the tokenizer's bos id, "
-                "diffusion_lab.models.autoregressive.start_token_id(tokenizer)) to condition the first token. "
+                "diffusion_lab.models.ar_likelihood.start_token_id(tokenizer)) to condition the first token. "
                 "It is the sampler of model.objective=autoregressive, whose module fills the id in; a "
                 "diffusion model needs a diffusion sampler (confidence, random_remask, ddpm_cache)"
             )
