@@ -38,6 +38,31 @@ def test_eval_batches_hold_whole_documents_and_mark_the_scored_tokens():
     assert per_doc.tolist() == [20, 3, 9]  # scored tokens add up to each document's length
 
 
+def test_pad_collator_pads_as_transformers_does_and_adds_what_the_library_lacks():
+    """On labelled rows ``PadCollator`` gives exactly transformers' ``DataCollatorWithPadding`` (longest row,
+    right padding). It stays the project's for what the library does not do: ``doc`` / ``score_from`` ->
+    ``doc_ids`` / ``score_mask``, ``NO_LABEL`` for unlabelled rows (the library drops ``labels``), right
+    padding whatever the tokenizer's ``padding_side``, and it needs only the pad id."""
+    from tokenizers import Tokenizer, models
+    from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast
+
+    from diffusion_lab.data.splits import NO_LABEL
+
+    vocab = {"<pad>": 0, "<unk>": 1}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+                                  pad_token="<pad>", unk_token="<unk>")
+    library = DataCollatorWithPadding(tok, return_tensors="pt")
+    rows = window_rows([list(range(2, 22)), [3, 4, 5], list(range(2, 11))], [0, 1, 0], window=8, overlap=2)
+    ours = PadCollator(0)(rows)
+    theirs = library([{"input_ids": r["input_ids"], "label": r["label"]} for r in rows])
+    for key in ("input_ids", "attention_mask", "labels"):
+        assert ours[key].dtype == theirs[key].dtype and ours[key].equal(theirs[key]), key
+    raw = library(rows)  # the evaluation rows as they are: their extra keys pass through unconverted
+    assert "doc_ids" not in raw and "score_mask" not in raw and ours["score_mask"].sum() == 20 + 3 + 9
+    unlabelled = [{"input_ids": [5, 6]}, {"input_ids": [7]}]
+    assert PadCollator(0)(unlabelled)["labels"].tolist() == [NO_LABEL] * 2 and "labels" not in library(unlabelled)
+
+
 def test_training_windows_are_random_reproducible_and_change_with_the_epoch():
     rows = [{"input_ids": list(range(100)), "label": 0}, {"input_ids": [1, 2], "label": 1}]
     ds = RandomWindows(rows, window=10, seed=0)

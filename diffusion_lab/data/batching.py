@@ -21,6 +21,11 @@ class PadCollator:
 
     L is the longest row in the batch; padding goes on the right with ``pad_token_id``;
     ``attention_mask`` is 1 on real tokens. Rows without a label get ``NO_LABEL``.
+
+    On labelled rows this is exactly transformers' ``DataCollatorWithPadding`` (tests/test_windows.py); it
+    stays the project's because the library does not turn ``doc`` / ``score_from`` into ``doc_ids`` /
+    ``score_mask``, drops ``labels`` for unlabelled rows, pads on the tokenizer's ``padding_side`` and needs
+    the tokenizer object (this needs only the pad id).
     """
 
     def __init__(self, pad_token_id: int):
