@@ -81,9 +81,16 @@ class ClassifierSchema:
     estimator: str = "elbo_crn"
     prior: str = "train"
     mode: str = "conditional"
+    stop_z: Any = 3.0  # a positive number, or "auto" (chosen on validation)
+    infill_text: str = "noised"
 
     def __post_init__(self):
         _positive("classifier", self, "first_stage_draws")
+        if self.stop_z != "auto" and (isinstance(self.stop_z, bool) or not isinstance(self.stop_z, (int, float))
+                                      or self.stop_z <= 0):
+            raise ConfigError(f"classifier.stop_z={self.stop_z!r}: must be a positive number of standard errors or auto")
+        if self.infill_text not in ("noised", "visible"):
+            raise ConfigError(f"classifier.infill_text={self.infill_text!r}: allowed values are noised, visible")
         if self.num_draws != "auto" and (not isinstance(self.num_draws, int) or isinstance(self.num_draws, bool)
                                          or self.num_draws <= 0):
             raise ConfigError(f"classifier.num_draws={self.num_draws!r}: must be a positive integer or auto")
