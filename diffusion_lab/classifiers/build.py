@@ -19,6 +19,7 @@ from diffusion_lab.builders import build_backbone, build_lm
 from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
 from diffusion_lab.classifiers.generative import GenerativeClassifier
 from diffusion_lab.classifiers.label_tokens import add_label_tokens
+from diffusion_lab.models.conditions import num_conditions
 from diffusion_lab.targets import build_target, table
 
 
@@ -48,7 +49,7 @@ def conditional_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
     added to ``tokenizer`` before the embeddings are sized), with a condition embedding per class plus
     "no label" unless ``classifier.label_embedding=false``."""
     label_ids, nolabel = add_label_tokens(tokenizer, num_classes)
-    conditions = num_classes + 1 if cfg.classifier.get("label_embedding", True) else 0
+    conditions = num_conditions(num_classes) if cfg.classifier.get("label_embedding", True) else 0
     return {"mode": "conditional", "lms": [build_lm(cfg, tokenizer, num_conditions=conditions)],
             "label_token_ids": label_ids, "nolabel_token_id": nolabel}
 

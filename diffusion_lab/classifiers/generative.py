@@ -5,8 +5,9 @@
 ``per_class``: one language model per class, each trained only on its class (the original
 design). ``conditional``: one shared model reading ``[<label_y>, x]`` with the label also added
 to every position as a condition embedding while its token is visible; the label token is masked
-like any token, so the model also infills p(y | x), and ``<nolabel>`` batches (``uncond_prob``)
-teach it p(x). Scoring lives in ``diffusion_lab.classifiers.scoring``.
+like any token, so the model also infills p(y | x), and ``<nolabel>`` batches (``uncond_prob``,
+label dropout as ``models.conditions`` defines it) teach it p(x). Scoring lives in
+``diffusion_lab.classifiers.scoring``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.classifiers.label_tokens import with_prefix
 from diffusion_lab.classifiers.scoring import class_log_likelihoods, doc_labels
+from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 
 
 class GenerativeClassifier(L.LightningModule):
@@ -90,23 +92,20 @@ class GenerativeClassifier(L.LightningModule):
 
     def _conditional_loss(self, ids, att, labels):
         lm = self.lms[0]
-        uncond = bool(torch.rand((), generator=self.generator) < self.hparams.uncond_prob)
+        drop = draw_no_label(self.generator, self.hparams.uncond_prob)  # drawn with or without a condition
         label_tokens = torch.tensor(self.label_token_ids, device=ids.device)
-        first = torch.full_like(labels, self.nolabel_token_id) if uncond else label_tokens[labels]
+        first = torch.full_like(labels, self.nolabel_token_id) if drop else label_tokens[labels]
         x, a = with_prefix(ids, att, first)
-        backbone = lm.backbone
-        if backbone.condition_embedding is None:
+        no_label = no_label_condition(lm.backbone)
+        if no_label is None:
             return lm.training_loss(x, a)["loss"]
-        no_label = backbone.num_conditions - 1
         if self.autoregressive:
-            cond = torch.full_like(labels, no_label) if uncond else labels
-            return lm.training_loss(x, a, condition=cond)["loss"]
-        if self.hparams.infill_weight > 0 and not uncond:
+            return lm.training_loss(x, a, condition=label_conditions(labels, no_label, drop))["loss"]
+        if self.hparams.infill_weight > 0 and not drop:
             return self._loss_with_label_infill(lm, x, a, labels, no_label)
 
         def condition_fn(masked):  # the label is visible to every position only while its token is
-            hidden = masked[:, 0] | uncond
-            return torch.where(hidden, torch.full_like(labels, no_label), labels)
+            return label_conditions(labels, no_label, drop, hidden=masked[:, 0])
 
         return lm.training_loss(x, a, condition_fn=condition_fn)["loss"]
 
@@ -136,7 +135,7 @@ class GenerativeClassifier(L.LightningModule):
             text_att = text_att * ~label_masked[:, None]
         masked[:, 0] = label_masked
         x_t[:, 0] = torch.where(label_masked, torch.full_like(labels, self.mask_token_id), x[:, 0])
-        cond = torch.where(label_masked, torch.full_like(labels, no_label), labels)
+        cond = label_conditions(labels, no_label, False, hidden=label_masked)
         logits = lm.backbone(x_t, a, condition=cond, positions=masked)
         text_masked = masked.clone()
         text_masked[:, 0] = False

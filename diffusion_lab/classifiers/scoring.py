@@ -32,6 +32,7 @@ import torch
 from diffusion_lab.classifiers.sequential import decide, stage_plan
 from diffusion_lab.likelihood import draw_log_likelihoods, rows_per_pass, sparse_logits, stratified_mask_draws
 from diffusion_lab.masking import real_tokens, token_nll
+from diffusion_lab.models.conditions import no_label_condition
 from diffusion_lab.targets import named_target
 
 
@@ -280,9 +281,8 @@ def infill_label_probs(clf, input_ids, attention_mask, score_mask=None, doc_ids=
     lm = clf.lms[0]
     first = torch.full((input_ids.shape[0],), clf.mask_token_id, device=input_ids.device)
     ids, att = with_prefix(input_ids, attention_mask, first)
-    cond = None
-    if lm.backbone.condition_embedding is not None:
-        cond = torch.full((ids.shape[0],), lm.backbone.num_conditions - 1, device=ids.device)
+    no_label = no_label_condition(lm.backbone)
+    cond = None if no_label is None else torch.full((ids.shape[0],), no_label, device=ids.device)
     positions = torch.zeros_like(att, dtype=torch.bool)
     positions[:, 0] = True
     logits = sparse_logits(lm.backbone, ids, att, cond, positions)[:, clf.label_token_ids]

@@ -22,6 +22,7 @@ import torch
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.data.batching import PadCollator
 from diffusion_lab.likelihood import device_generator, elbo_log_likelihood
+from diffusion_lab.models.conditions import no_label_condition
 
 MODEL_ORDER = ("generative", "generative_infill", "discriminative", "tfidf_lr")
 READOUT = {"generative": "bayes", "generative_infill": "infill"}
@@ -132,7 +133,7 @@ class RunModels:
         if clf.mode != "conditional" or clf.autoregressive or clf.nolabel_token_id is None:
             return None
         backbone = clf.lms[0].backbone
-        no_label = backbone.num_conditions - 1 if backbone.condition_embedding is not None else None
+        no_label = no_label_condition(backbone)
 
         def score(x, att, condition=None, positions=None):
             cond = None if no_label is None else torch.full((x.shape[0],), no_label, device=x.device)

@@ -35,7 +35,7 @@ from torchmetrics.aggregation import SumMetric
 from diffusion_lab.masking import real_tokens
 from diffusion_lab.models.ar_likelihood import ar_token_scores
 from diffusion_lab.models.ar_likelihood import start_token_id as tokenizer_start_token
-from diffusion_lab.models.conditions import label_conditions
+from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
@@ -125,11 +125,11 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
 
     def _condition(self, batch, batch_idx: int):
         """Labels (no-label id for unlabelled rows), or all no-label with probability ``uncond_prob``."""
-        if self.backbone.condition_embedding is None:
+        no_label = no_label_condition(self.backbone)
+        if no_label is None:
             return None
         gen = torch.Generator().manual_seed(self.hparams.seed * 1_000_003 + self.global_step * 1009 + batch_idx)
-        drop = torch.rand((), generator=gen) < self.hparams.uncond_prob
-        return label_conditions(batch["labels"], self.backbone.num_conditions - 1, drop)
+        return label_conditions(batch["labels"], no_label, draw_no_label(gen, self.hparams.uncond_prob))
 
     def training_loss(self, input_ids, attention_mask, condition=None, condition_fn=None) -> dict:
         """The exact next-token loss ``sum_{b, i in S} -log p(x_i | s, x_{<i}) / |S|`` (DiffusionLM's
@@ -154,9 +154,8 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
     # --- validation: exact NLL, float64 sums -------------------------------------------------------
     def validation_step(self, batch, batch_idx):
         ids, att = batch["input_ids"], batch["attention_mask"]
-        conditions = None
-        if self.backbone.condition_embedding is not None:
-            conditions = [self.backbone.num_conditions - 1]  # unconditional p(x), as DiffusionLM reports
+        no_label = no_label_condition(self.backbone)
+        conditions = None if no_label is None else [no_label]  # unconditional p(x), as DiffusionLM reports
         log_p = self.sequence_log_likelihood(ids, att, conditions=conditions)
         if conditions is not None:
             log_p = log_p[:, 0]

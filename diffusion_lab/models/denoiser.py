@@ -7,7 +7,7 @@ Conditioning (class labels for generative classifiers) enters every position as 
 ``condition_embedding[c]`` on top of the token embeddings (measured in DESIGN.md: a label on every
 position beats a single label token by a wide margin on small compute), and leaves through a
 per-condition output bias ``condition_bias[c]`` over the vocabulary. ``condition`` ids run
-``0..num_conditions-1``; by convention the last id means "no label" (unconditional).
+``0..num_conditions-1``; the last id means "no label" (unconditional; ``models.conditions``).
 
 Output biases (``output_bias`` for all, ``condition_bias`` per condition) can start at the
 training set's smoothed log unigram frequencies (``init_unigram``): the untrained model then

@@ -17,7 +17,7 @@ from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
 from diffusion_lab.masking import MaskingSchedule, rate_buckets, token_nll
-from diffusion_lab.models.conditions import label_conditions
+from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
@@ -67,10 +67,11 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
         return self.backbone(input_ids, attention_mask, condition=condition)
 
     def _condition(self, batch):
-        if self.backbone.condition_embedding is None:
+        """Label dropout (``models.conditions``), drawn from the masking generator."""
+        no_label = no_label_condition(self.backbone)
+        if no_label is None:
             return None
-        drop = torch.rand((), generator=self.mask_generator) < self.hparams.uncond_prob
-        return label_conditions(batch["labels"], self.backbone.num_conditions - 1, drop)
+        return label_conditions(batch["labels"], no_label, draw_no_label(self.mask_generator, self.hparams.uncond_prob))
 
     def sequence_log_likelihood(self, input_ids, attention_mask, conditions=None, num_draws=None,
                                 generator=None, return_token_scores=False, chunk_size=None, score_mask=None):
@@ -133,9 +134,8 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         ids, att = batch["input_ids"], batch["attention_mask"]
-        condition = None
-        if self.backbone.condition_embedding is not None:
-            condition = [self.backbone.num_conditions - 1]  # unconditional p(x)
+        no_label = no_label_condition(self.backbone)
+        condition = None if no_label is None else [no_label]  # unconditional p(x)
         scored = batch.get("score_mask")  # windows: overlap context is not scored (counted once)
         bound = self.sequence_log_likelihood(ids, att, conditions=condition, generator=self._val_gen,
                                              score_mask=scored)

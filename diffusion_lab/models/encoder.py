@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
+from diffusion_lab.models.conditions import no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.pretrained import load_pretrained
 
@@ -153,7 +154,7 @@ class EncoderDenoiser(Denoiser):
         if how == "zeros" or self.condition_embedding is None:
             return
         types = getattr(getattr(self.model.base_model, "embeddings", None), "token_type_embeddings", None)
-        classes = self.num_conditions - 1  # the last id is <nolabel>
+        classes = no_label_condition(self)  # the classes are the ids below <nolabel>
         if types is None or types.num_embeddings < classes:
             have = 0 if types is None else types.num_embeddings
             raise ValueError(f"model.backbone.condition_init=token_type needs {classes} token types; this model has "
