@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
 from diffusion_lab.data.cleaning import stratified_indices
 from diffusion_lab.data.splits import TextSplits
+from diffusion_lab.data.tokenizer import encode_texts
 from diffusion_lab.data.windows import POLICIES, RandomWindows, document_batches, window_rows, window_stats
 
 log = logging.getLogger(__name__)
@@ -122,10 +123,9 @@ class TextDataModule(L.LightningDataModule):
         return self.tokenizer.pad_token_id
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Plain text token ids (no special tokens), truncated to ``max_length`` unless ``long_text=windows``."""
-        if self.long_text == "windows":
-            return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
+        """Plain text token ids (no special tokens), truncated to ``max_length`` unless ``long_text=windows``
+        (``data.tokenizer.encode_texts``, which scoring uses too)."""
+        return encode_texts(self.tokenizer, texts, self.max_length, self.long_text)
 
     # ---- tokenized datasets ---------------------------------------------------------------------
     def _subset(self, ds: Dataset, n: int | None) -> Dataset:

@@ -4,6 +4,9 @@ Both return a ``transformers.PreTrainedTokenizerFast`` with a mask token and a p
 all the model code needs: ``len(tokenizer)`` (vocabulary size), ``mask_token_id``, ``pad_token_id``,
 ``all_special_ids``. A tokenizer already saved in ``save_dir`` is loaded instead of being rebuilt, so
 a run (or a resumed run, or ``evaluate run_dir=...``) always uses the exact same ids.
+
+``encode_texts`` is how text becomes ids for every model, in training (``TextDataModule``) and in
+scoring (``evaluation.models.RunModels``: ``task=evaluate``, the classifier judge, synthesis scoring).
 """
 
 from __future__ import annotations
@@ -18,6 +21,18 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 log = logging.getLogger(__name__)
 
 TextsArg = Iterable[str] | Callable[[], Iterable[str]]
+
+
+def encode_texts(tokenizer, texts: Iterable[str], max_length: int, long_text: str = "truncate") -> list[list[int]]:
+    """Plain text token ids: no special tokens (the models add what they need), truncated to
+    ``max_length`` unless ``long_text=windows`` (whole documents, cut by ``data.windows.window_rows``)."""
+    from diffusion_lab.data.windows import POLICIES
+
+    if long_text not in POLICIES:
+        raise ValueError(f"data.long_text={long_text!r}: allowed values are {', '.join(POLICIES)}")
+    if long_text == "windows":
+        return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
 
 
 def _saved(save_dir: str | Path | None) -> PreTrainedTokenizerFast | None:

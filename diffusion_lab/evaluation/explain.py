@@ -41,20 +41,33 @@ def generative_attributions(clf, input_ids, attention_mask, num_draws: int | Non
     return joint, likelihood_ratio_attributions(joint.cpu(), tokens)
 
 
-def gradient_x_input(model, input_ids, attention_mask) -> tuple[torch.Tensor, list[list[float]]]:
-    """``(logits [B, C], attributions)``: d(z_a - z_b)/d(embedding_i) . embedding_i per real token."""
+def gradient_x_input(model, input_ids, attention_mask, doc_ids=None, score_mask=None) -> tuple[torch.Tensor, list[list[float]]]:
+    """``(logits [D, C], attributions)``: d(z_a - z_b)/d(embedding_i) . embedding_i per real token.
+
+    Rows are windows of documents ``doc_ids`` (default: each row its own document). A document of
+    several windows has the logits ``classifiers.predict`` gives it (the scored-token-weighted mean of
+    its windows'), and its attributions are its windows' scored tokens in order."""
+    from diffusion_lab.classifiers.scoring import documents, per_document
+
     was_training = model.training
     model.eval()
+    score_mask = attention_mask.bool() if score_mask is None else score_mask.bool()
     with torch.enable_grad():
         emb = model.backbone.input_embeddings()(input_ids).detach().requires_grad_(True)
         logits = model(input_ids, attention_mask, inputs_embeds=emb)
+        index, num_docs = documents(doc_ids, len(logits), logits.device)
+        if num_docs < len(logits):
+            n = score_mask.sum(1).to(logits.dtype)[:, None]
+            logits = per_document(logits * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
         pred, other = top_two(logits.detach())
         rows = torch.arange(len(logits))
         (grad,) = torch.autograd.grad((logits[rows, pred] - logits[rows, other]).sum(), emb)
     model.train(was_training)
     attr = (grad * emb.detach()).sum(-1) * attention_mask
-    lengths = attention_mask.sum(1).tolist()
-    return logits.detach().double().cpu(), [attr[i, :n].tolist() for i, n in enumerate(lengths)]
+    attrs = [[] for _ in range(num_docs)]
+    for w in range(len(attr)):  # a document's scored tokens, window after window
+        attrs[int(index[w])] += attr[w][score_mask[w]].tolist()
+    return logits.detach().double().cpu(), attrs
 
 
 def explain_model(models, name: str, ids: list[list[int]]) -> tuple[torch.Tensor, list[list[float]]]:
@@ -63,9 +76,11 @@ def explain_model(models, name: str, ids: list[list[int]]) -> tuple[torch.Tensor
         scores = models.score("generative", ids=ids, keep_token_scores=True)
         return scores.log_joint, likelihood_ratio_attributions(scores.log_joint, scores.token_scores)
     if name == "discriminative":
-        joints, attrs = [], []
-        for x, att in models.batches(ids):
-            logits, a = gradient_x_input(models.baselines["discriminative"], x, att)
+        joints, attrs, model = [], [], models.baselines["discriminative"]
+        for batch in models.batch_dicts(ids):
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            logits, a = gradient_x_input(model, batch["input_ids"], batch["attention_mask"], batch["doc_ids"],
+                                         batch["score_mask"])
             joints.append(logits)
             attrs += a
         return torch.cat(joints), attrs

@@ -7,10 +7,13 @@ perturbed versions of the same items share their random numbers as far as shapes
 ``generative_infill``: the conditional model's one-pass label readout. ``discriminative``: the same
 backbone with a head (logits). ``tfidf_lr``: TF-IDF + logistic regression (log probabilities).
 
-Texts are tokenised like training (no special tokens, truncated to the run's ``data.max_length``);
-a text with no tokens left (e.g. every word deleted) becomes the single ``<unk>`` token. TF-IDF reads
-what it was trained on: the same token window decoded back to text (``tfidf_window``, the default of
-runs with ``task.tfidf_full_text=false``) or the whole text.
+Texts become rows exactly as the run's test loader makes them: ``data.tokenizer.encode_texts`` (no
+special tokens; truncated to ``data.max_length``, or whole documents with ``data.long_text=windows``),
+then ``data.windows.window_rows`` / ``document_batches`` and ``PadCollator`` (``RunModels.for_run``
+reads the policy from the run). One difference, on purpose: a text with no tokens (e.g. every word
+deleted) becomes the single ``<unk>`` token, where the data module drops such rows; every scored item
+needs a score. TF-IDF reads what it was trained on: the same token window decoded back to text
+(``tfidf_window``, runs with ``task.tfidf_full_text=false`` that truncate) or the whole text.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from dataclasses import dataclass
 import torch
 
 from diffusion_lab.classifiers.predict import predict
+from diffusion_lab.classifiers.scoring import documents, per_document
 from diffusion_lab.data.batching import PadCollator
+from diffusion_lab.data.splits import NO_LABEL
+from diffusion_lab.data.tokenizer import encode_texts
+from diffusion_lab.data.windows import POLICIES, document_batches, window_rows
 from diffusion_lab.likelihood import device_generator, elbo_log_likelihood
 from diffusion_lab.models.conditions import no_label_condition
 
@@ -52,9 +59,12 @@ class RunModels:
 
     def __init__(self, clf, baselines: dict, tokenizer, max_length: int, batch_size: int = 32,
                  num_draws: int | None = None, seed: int = 0, infill: bool = True, only=None,
-                 tfidf_window: bool = False):
+                 tfidf_window: bool = False, long_text: str = "truncate", window_overlap: int = 0):
+        if long_text not in POLICIES:
+            raise ValueError(f"data.long_text={long_text!r}: allowed values are {', '.join(POLICIES)}")
         self.clf, self.baselines, self.tokenizer = clf, baselines, tokenizer
-        self.tfidf_window = tfidf_window
+        self.long_text, self.window_overlap = long_text, int(window_overlap)
+        self.tfidf_window = tfidf_window and long_text == "truncate"  # windows runs fit TF-IDF on full text
         self.max_length, self.batch_size, self.seed = max_length, batch_size, seed
         k = num_draws or clf.hparams.num_draws
         if k == "auto":
@@ -75,29 +85,32 @@ class RunModels:
         self.names = available
         self.forward_passes: dict[str, float] = {n: 0.0 for n in self.names}
 
+    @classmethod
+    def for_run(cls, run_cfg, clf, baselines: dict, tokenizer, **kwargs) -> RunModels:
+        """``RunModels`` that read text as ``run_cfg`` (the run's config) did: its ``data.max_length``,
+        ``data.long_text`` and ``data.window_overlap``; TF-IDF on the token window unless the run set
+        ``task.tfidf_full_text`` (runs from before that key read the full text)."""
+        data = run_cfg.data
+        kwargs.setdefault("tfidf_window", not run_cfg.task.get("tfidf_full_text", True))
+        return cls(clf, baselines, tokenizer, int(data.max_length), long_text=data.get("long_text", "truncate"),
+                   window_overlap=int(data.get("window_overlap", 0)), **kwargs)
+
     @property
     def num_classes(self) -> int:
         return self.clf.num_classes
 
     def encode(self, texts) -> list[list[int]]:
-        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                             max_length=self.max_length)["input_ids"]
+        """Token ids per text, as the run's data module tokenises (``encode_texts``); empty -> ``[<unk>]``."""
+        ids = encode_texts(self.tokenizer, texts, self.max_length, self.long_text)
         return [list(x) if len(x) else [self.filler] for x in ids]
 
     def batch_dicts(self, ids: list[list[int]]):
-        """Batches in the evaluation contract of the data loaders: one window per text (truncated),
-        ``doc_ids`` = the item index, every real token scored."""
-        for start in range(0, len(ids), self.batch_size):
-            batch = self.collate([{"input_ids": x} for x in ids[start:start + self.batch_size]])
-            batch["doc_ids"] = torch.arange(start, start + len(batch["input_ids"]))
-            batch["score_mask"] = batch["attention_mask"].bool()
-            yield batch
-
-    def batches(self, ids: list[list[int]]):
-        """Padded ``(input_ids, attention_mask)`` batches in order."""
-        for start in range(0, len(ids), self.batch_size):
-            batch = self.collate([{"input_ids": x} for x in ids[start:start + self.batch_size]])
-            yield batch["input_ids"].to(self.clf.device), batch["attention_mask"].to(self.clf.device)
+        """Batches as the run's evaluation loaders make them (``TextDataModule.dataloader``): window rows
+        of each item (one when truncating), whole items per batch, ``doc_ids`` = the item index,
+        ``score_mask`` = the tokens each window scores."""
+        rows = window_rows(ids, [NO_LABEL] * len(ids), self.max_length, self.window_overlap)
+        for batch in document_batches([r["doc"] for r in rows], self.batch_size):
+            yield self.collate([rows[i] for i in batch])
 
     def score(self, name: str, texts=None, ids=None, keep_token_scores: bool = False) -> Scores:
         """One model on ``texts`` (or already-encoded ``ids``; not for ``tfidf_lr``)."""
@@ -140,9 +153,13 @@ class RunModels:
             return backbone(x, att, condition=cond, positions=positions)
 
         gen, out = device_generator(self.seed, clf.device), []
-        for x, att in self.batches(self.encode(texts)):
+        for batch in self.batch_dicts(self.encode(texts)):  # a document's bound: the sum of its windows'
+            x, att = batch["input_ids"].to(clf.device), batch["attention_mask"].to(clf.device)
             x = torch.cat([torch.full_like(x[:, :1], clf.nolabel_token_id), x], 1)
             att = torch.cat([torch.ones_like(att[:, :1]), att], 1)
-            out.append(elbo_log_likelihood(score, x, att, clf.mask_token_id, self.num_draws, prefix_keep=1,
-                                           generator=gen).double().cpu())
+            scored = torch.cat([torch.zeros_like(att[:, :1]), batch["score_mask"].to(att)], 1).bool()
+            bound = elbo_log_likelihood(score, x, att, clf.mask_token_id, self.num_draws, prefix_keep=1,
+                                        generator=gen, score_mask=scored).double()
+            index, num_docs = documents(batch["doc_ids"], len(bound), bound.device)
+            out.append(per_document(bound, index, num_docs).cpu())
         return torch.cat(out)

@@ -49,9 +49,8 @@ class ClassifierJudge:
             results = Path(self.run_dir) / "results.json"
             names = json.loads(results.read_text()).get("label_names") if results.exists() else None
             self.label_names = list(names or [str(i) for i in range(clf.num_classes)])
-            self._models = RunModels(clf, baselines, tok, int(cfg.data.max_length), batch_size=self.batch_size,
-                                     num_draws=self.num_draws, seed=self.seed,
-                                     tfidf_window=not cfg.task.get("tfidf_full_text", False))
+            self._models = RunModels.for_run(cfg, clf, baselines, tok, batch_size=self.batch_size,
+                                             num_draws=self.num_draws, seed=self.seed)
             if self.model not in self._models.names:
                 raise ValueError(f"judge.model={self.model!r} is not a model of {self.run_dir}; "
                                  f"available: {', '.join(self._models.names)}")

@@ -38,8 +38,8 @@ def score_configurations(run_dirs: dict, validation, test, num_draws: int | None
     val_preds, test_preds = {}, {}
     for name, run_dir in run_dirs.items():
         cfg, tok, clf, _ = load_classifier_run(run_dir)
-        models = RunModels(clf, {}, tok, int(cfg.data.max_length), batch_size=batch_size, num_draws=num_draws,
-                           seed=seed, infill=False)
+        models = RunModels.for_run(cfg, clf, {}, tok, batch_size=batch_size, num_draws=num_draws, seed=seed,
+                                   infill=False)
         val_preds[name] = _predictions(models, val_texts, val_labels)
         test_preds[name] = _predictions(models, test_texts, test_labels)
     return {

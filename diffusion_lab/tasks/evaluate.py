@@ -99,9 +99,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
         e.shift_dataset, cfg, label_names, e.max_examples, seed))  # the label check fails fast, before model work
     ood = _optional(skipped, "ood", e.ood_dataset, lambda: eval_data.load_ood_texts(
         e.ood_dataset, cfg, e.max_examples, seed))
-    models = RunModels(clf, baselines, tokenizer, int(run_cfg.data.max_length), int(e.batch_size), e.num_draws,
-                       seed, bool(e.infill), list(e.models) if e.models else None,
-                       tfidf_window=not run_cfg.task.get("tfidf_full_text", True))  # runs before the key: full
+    models = RunModels.for_run(run_cfg, clf, baselines, tokenizer, batch_size=int(e.batch_size), num_draws=e.num_draws,
+                               seed=seed, infill=bool(e.infill), only=list(e.models) if e.models else None)
     ev: dict = {k: {} for k in SECTIONS}
     figures: dict[str, Path] = {}
 
@@ -174,7 +173,7 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
     walls.pop("_t", None)
     ev["meta"] = {"run_dir": str(run_dir), "dataset": run_cfg.dataset.name, "seed": seed, "run_seed": int(run_cfg.seed),
                   "models": models.names, "label_names": label_names, "num_draws": models.num_draws,
-                  "classifier_mode": clf.mode, "max_length": int(run_cfg.data.max_length),
+                  "classifier_mode": clf.mode, "max_length": int(run_cfg.data.max_length), "long_text": models.long_text,
                   "tfidf_sees": "token window" if models.tfidf_window else "full text", "n_val": len(val.texts),
                   "n_test": len(test.texts), "n_robustness": n_rob, "n_deletion": len(items.texts),
                   "forward_passes": models.forward_passes, "section_wall_s": walls, "wall_s": time.time() - started,
