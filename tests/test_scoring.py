@@ -163,11 +163,11 @@ def test_predict_gives_one_row_per_document_for_every_readout():
     assert p.passes.tolist() == [2.0, 1.0]
 
 
-def test_num_draws_auto_reads_validation_only():
-    from diffusion_lab.classifiers.draws import choose_num_draws
+def _context_free_classifier_on_validation(spread: float, per_class: int, **hparams):
+    """A per-class classifier of two context-free tables and a data module that serves validation only."""
     from diffusion_lab.classifiers.generative import GenerativeClassifier
 
-    tables = _tables(2, seed=4, spread=1.0)
+    tables = _tables(2, seed=4, spread=spread)
 
     class TableLM(torch.nn.Module):
         def __init__(self, t):
@@ -175,44 +175,34 @@ def test_num_draws_auto_reads_validation_only():
             self.backbone = TableBackbone(t)
 
     clf = GenerativeClassifier([TableLM(t) for t in tables], "per_class", 2, [math.log(0.5)] * 2, MASK,
-                               optimizer=None).eval()
-    x = torch.cat([_sample(tables[0], 8, 12, 0), _sample(tables[1], 8, 12, 1)])
-    batch = {"input_ids": x, "attention_mask": torch.ones_like(x), "labels": torch.tensor([0] * 8 + [1] * 8)}
+                               optimizer=None, **hparams).eval()
+    x = torch.cat([_sample(tables[0], per_class, 12, 0), _sample(tables[1], per_class, 12, 1)])
+    batch = {"input_ids": x, "attention_mask": torch.ones_like(x),
+             "labels": torch.tensor([0] * per_class + [1] * per_class)}
 
     class ValidationOnly:
         def dataloader(self, split):
             if split != "validation":
-                raise AssertionError(f"num_draws=auto read the {split} split")
+                raise AssertionError(f"a validation-only choice read the {split} split")
             return [batch]
 
-    k, table = choose_num_draws(clf, ValidationOnly(), [1, 2, 4, 8], tolerance=0.05)
+    return clf, ValidationOnly()
+
+
+def test_num_draws_auto_reads_validation_only():
+    from diffusion_lab.classifiers.draws import choose_num_draws
+
+    clf, validation = _context_free_classifier_on_validation(1.0, 8)
+    k, table = choose_num_draws(clf, validation, [1, 2, 4, 8], tolerance=0.05)
     assert k in table and set(table) == {1, 2, 4, 8}
     assert table[k] <= table[8] + 0.05 and all(table[j] > table[8] + 0.05 for j in table if j < k)
 
 
 def test_stop_z_auto_reads_validation_only_and_picks_the_smallest_agreeing_threshold():
     from diffusion_lab.classifiers.draws import choose_stop_z
-    from diffusion_lab.classifiers.generative import GenerativeClassifier
 
-    tables = _tables(2, seed=4, spread=0.3)
-
-    class TableLM(torch.nn.Module):
-        def __init__(self, t):
-            super().__init__()
-            self.backbone = TableBackbone(t)
-
-    clf = GenerativeClassifier([TableLM(t) for t in tables], "per_class", 2, [math.log(0.5)] * 2, MASK,
-                               optimizer=None, stage_draws=2).eval()
-    x = torch.cat([_sample(tables[0], 16, 12, 0), _sample(tables[1], 16, 12, 1)])
-    batch = {"input_ids": x, "attention_mask": torch.ones_like(x), "labels": torch.tensor([0] * 16 + [1] * 16)}
-
-    class ValidationOnly:
-        def dataloader(self, split):
-            if split != "validation":
-                raise AssertionError(f"stop_z=auto read the {split} split")
-            return [batch]
-
-    z, table = choose_stop_z(clf, ValidationOnly(), 8, [0.5, 1.0, 2.0, 3.0], max_accuracy_drop=0.05)
+    clf, validation = _context_free_classifier_on_validation(0.3, 16, stage_draws=2)
+    z, table = choose_stop_z(clf, validation, 8, [0.5, 1.0, 2.0, 3.0], max_accuracy_drop=0.05)
     assert set(table) == {"fixed", 0.5, 1.0, 2.0, 3.0} and table["fixed"]["passes"] == 16  # 8 draws x 2 classes
     bar = table["fixed"]["accuracy"] - 0.05
     assert table[z]["accuracy"] >= bar and all(table[s]["accuracy"] < bar for s in (0.5, 1.0, 2.0, 3.0) if s < z)
