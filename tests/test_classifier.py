@@ -81,6 +81,9 @@ def test_train_classifier_writes_a_complete_report(tiny_run, mode):
     assert set(saved["mcnemar_p"]) == expected - {"generative"}
     assert all(0 <= p <= 1 for p in saved["mcnemar_p"].values())
     assert "duplicates_removed" in saved and saved["n_test"] == 48
+    assert saved["train_tokens_per_s"] > 0  # experiments/throughput reads it
+    logs = [f for f in out.rglob("metrics.csv") if "discriminative" not in f.parts]
+    assert logs and "train/tokens_per_s" in logs[0].read_text().splitlines()[0]
     for name in ("reliability.png", "predictions.csv", "checkpoints/best.ckpt", "tokenizer"):
         assert (out / name).exists(), name
 

@@ -22,9 +22,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from diffusion_lab.classifiers.label_tokens import with_prefix
 from diffusion_lab.classifiers.scoring import class_log_likelihoods, doc_labels
 from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
+from diffusion_lab.models.throughput import TokenThroughputMixin
 
 
-class GenerativeClassifier(L.LightningModule):
+class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
     def __init__(
         self,
         lms: list,

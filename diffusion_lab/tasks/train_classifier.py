@@ -109,6 +109,7 @@ def run(cfg: DictConfig) -> dict:
         "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
         "classifier": {k: cfg.classifier[k] for k in ("mode", "estimator", "num_draws", "prior")},
         "num_draws_chosen": score["num_draws"],
+        "train_tokens_per_s": clf.train_tokens_per_s(),  # the generative model's fit (text tokens, label excluded)
         "stop_z_chosen": stop_z,
         **({"auto_stop_z": {str(z): row for z, row in clf.auto_stop_z_table.items()}}
            if hasattr(clf, "auto_stop_z_table") else {}),
