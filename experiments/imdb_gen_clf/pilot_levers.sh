@@ -7,16 +7,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=experiments/imdb_gen_clf
+mkdir -p "$out/runs"
 declare -A levers=(
   [lr_scale_condition_100]="+optimizer.lr_scale={condition_embedding:100}"
   [condition_init_token_type]="model.backbone.condition_init=token_type"
+  [infill_visible_w05]="classifier.infill_text=visible classifier.infill_weight=0.5"
 )
 for name in ${PILOTS:-lr_scale_condition_100 condition_init_token_type}; do
   dir=$out/runs/pilot_$name
   rm -rf "$dir"
   echo "$(date -u +%FT%TZ) $name: ${levers[$name]} | $(uptime)"
   python -m diffusion_lab +experiment=imdb_gen_clf_cpu classifier=conditional seed=0 logger=csv \
-    task.baselines=[] "${levers[$name]}" hydra.run.dir="$dir" > "$dir.log" 2>&1 &
+    task.baselines=[] ${levers[$name]} hydra.run.dir="$dir" > "$dir.log" 2>&1 &
   pid=$!
   # the CSV logger flushes every 100 steps: the step-175 validation row is on disk by step 200
   until python3 - "$dir/metrics.csv" <<'PY'
