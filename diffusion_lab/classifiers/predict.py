@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion_lab.classifiers.scoring import doc_labels, documents, infill_label_probs, per_document
+from diffusion_lab.classifiers.scoring import doc_labels, documents, infill_label_probs, per_document, scored_token_mean
 from diffusion_lab.likelihood import device_generator
 
 READOUTS = ("bayes", "infill", "hybrid")
@@ -57,9 +57,8 @@ def discriminative_documents(model, batch: dict):
     """Scored-token-weighted mean of window logits per document ``[D, C]`` and passes ``[D]``."""
     logits, _ = model.log_joint(batch["input_ids"], batch["attention_mask"])
     index, num_docs = documents(batch.get("doc_ids"), len(logits), logits.device)
-    n = _score_mask(batch).sum(1).double()[:, None]
-    joint = per_document(logits * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
-    return joint, per_document(torch.ones_like(n[:, 0]), index, num_docs), None
+    joint = scored_token_mean(logits.double(), _score_mask(batch), index, num_docs)
+    return joint, per_document(torch.ones(len(logits), dtype=torch.float64, device=logits.device), index, num_docs), None
 
 
 def infill_documents(clf, batch: dict):

@@ -72,6 +72,13 @@ def per_document(values: torch.Tensor, index: torch.Tensor, num_docs: int) -> to
     return out.index_add_(0, index.to(values.device), values)
 
 
+def scored_token_mean(values: torch.Tensor, scored: torch.Tensor, index: torch.Tensor, num_docs: int) -> torch.Tensor:
+    """Per document, the mean of its windows' ``values [W, C]`` weighted by each window's scored tokens
+    (``scored``, bool ``[W, L]``): ``sum_w n_w v_w / sum_w n_w``, ``[D, C]``; each token's evidence counts once."""
+    n = scored.sum(1).to(values.dtype)[:, None]
+    return per_document(values * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
+
+
 class ClassScorer:
     """Wraps a classifier's language model(s) as ``score(x, att, condition, positions) -> logits``.
 
@@ -290,6 +297,5 @@ def infill_label_probs(clf, input_ids, attention_mask, score_mask=None, doc_ids=
     if doc_ids is None:
         return log_p.exp()
     index, num_docs = documents(doc_ids, len(log_p), log_p.device)
-    n = (attention_mask.bool() if score_mask is None else score_mask.bool()).sum(1).double()[:, None]
-    pooled = per_document(log_p * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
-    return torch.softmax(pooled, -1)
+    scored = attention_mask.bool() if score_mask is None else score_mask.bool()
+    return torch.softmax(scored_token_mean(log_p, scored, index, num_docs), -1)

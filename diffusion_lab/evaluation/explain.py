@@ -47,7 +47,7 @@ def gradient_x_input(model, input_ids, attention_mask, doc_ids=None, score_mask=
     Rows are windows of documents ``doc_ids`` (default: each row its own document). A document of
     several windows has the logits ``classifiers.predict`` gives it (the scored-token-weighted mean of
     its windows'), and its attributions are its windows' scored tokens in order."""
-    from diffusion_lab.classifiers.scoring import documents, per_document
+    from diffusion_lab.classifiers.scoring import documents, scored_token_mean
 
     was_training = model.training
     model.eval()
@@ -57,8 +57,7 @@ def gradient_x_input(model, input_ids, attention_mask, doc_ids=None, score_mask=
         logits = model(input_ids, attention_mask, inputs_embeds=emb)
         index, num_docs = documents(doc_ids, len(logits), logits.device)
         if num_docs < len(logits):
-            n = score_mask.sum(1).to(logits.dtype)[:, None]
-            logits = per_document(logits * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
+            logits = scored_token_mean(logits, score_mask, index, num_docs)
         pred, other = top_two(logits.detach())
         rows = torch.arange(len(logits))
         (grad,) = torch.autograd.grad((logits[rows, pred] - logits[rows, other]).sum(), emb)
