@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from diffusion_lab.batch_size import batch_plan
 from diffusion_lab.config_schema import ConfigError
-from diffusion_lab.models.denoiser import subs_token_ids
 from diffusion_lab.logging_utils import build_loggers
+from diffusion_lab.models.denoiser import subs_token_ids
 
 
 def build_datamodule(cfg: DictConfig, cache_dir: Path | None):

@@ -75,14 +75,14 @@ def test_wrong_run_kinds_are_clear_errors(runs, tmp_path):
     _run(lm, ["trainer.max_steps=1", "task.eval_draws=1", "task.num_samples=1", "task.sample_length=8"])
     with pytest.raises(ValueError, match="needs a classifier run"):
         _run(tmp_path / "g2", [*GEN, f"run_dir={lm}", "task.label=positive"])
-    res = _run(tmp_path / "g3", ["task=generate", "task.num_samples=1", "sampler.steps=2", f"run_dir={lm}"])
+    _run(tmp_path / "g3", ["task=generate", "task.num_samples=1", "sampler.steps=2", f"run_dir={lm}"])
     assert torch.load(tmp_path / "g3" / "trajectory.pt")["main"]["trajectory"].shape[-1] == 16  # default length
 
 
 @pytest.mark.skipif(not (DATA_DIR / "gpt2_tokenizer" / "tokenizer.json").is_file(), reason="no GPT-2 tokenizer")
 def test_autoregressive_conditional_run_generates_a_label(tmp_path):
-    from tests.test_ar_lm import GPT2_TINY
     from diffusion_lab.app import run
+    from tests.test_ar_lm import GPT2_TINY
 
     run(compose([*GPT2_TINY, *CLF, "model.objective=autoregressive", "sampler=autoregressive"], tmp_path / "ar"))
     res = run(compose([*GPT2_TINY, *GEN, "sampler=autoregressive", f"run_dir={tmp_path / 'ar'}",

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
-from diffusion_lab.masking import MaskingSchedule, rate_buckets, token_nll
+from diffusion_lab.masking import MaskingSchedule, rate_buckets
 from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler

@@ -22,9 +22,9 @@ from diffusion_lab.config_schema import ConfigError
 from diffusion_lab.evaluation import data as eval_data
 from diffusion_lab.evaluation import suite
 from diffusion_lab.evaluation.explain import explanation_entry
+from diffusion_lab.evaluation.figures import deletion_figure, ood_figure, robustness_figure
 from diffusion_lab.evaluation.models import RunModels
 from diffusion_lab.evaluation.perturbations import PERTURBATIONS, build_frequency_vocab
-from diffusion_lab.evaluation.figures import deletion_figure, ood_figure, robustness_figure
 from diffusion_lab.evaluation.publish import log_wandb, print_summary, write_pages
 from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.metrics.calibration import apply_temperature, reliability_diagram
