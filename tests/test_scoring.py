@@ -163,22 +163,22 @@ def test_predict_gives_one_row_per_document_for_every_readout():
     assert p.passes.tolist() == [2.0, 1.0]
 
 
-def _context_free_classifier_on_validation(spread: float, per_class: int, **hparams):
-    """A per-class classifier of two context-free tables and a data module that serves validation only."""
+def _context_free_classifier_on_validation(spread: float, per_class: int, num_classes: int = 2, **hparams):
+    """A per-class classifier of context-free tables and a data module that serves validation only."""
     from diffusion_lab.classifiers.generative import GenerativeClassifier
 
-    tables = _tables(2, seed=4, spread=spread)
+    tables = _tables(num_classes, seed=4, spread=spread)
 
     class TableLM(torch.nn.Module):
         def __init__(self, t):
             super().__init__()
             self.backbone = TableBackbone(t)
 
-    clf = GenerativeClassifier([TableLM(t) for t in tables], "per_class", 2, [math.log(0.5)] * 2, MASK,
-                               optimizer=None, **hparams).eval()
-    x = torch.cat([_sample(tables[0], per_class, 12, 0), _sample(tables[1], per_class, 12, 1)])
+    clf = GenerativeClassifier([TableLM(t) for t in tables], "per_class", num_classes,
+                               [-math.log(num_classes)] * num_classes, MASK, optimizer=None, **hparams).eval()
+    x = torch.cat([_sample(t, per_class, 12, c) for c, t in enumerate(tables)])
     batch = {"input_ids": x, "attention_mask": torch.ones_like(x),
-             "labels": torch.tensor([0] * per_class + [1] * per_class)}
+             "labels": torch.arange(num_classes).repeat_interleave(per_class)}
 
     class ValidationOnly:
         def dataloader(self, split):
@@ -208,6 +208,33 @@ def test_stop_z_auto_reads_validation_only_and_picks_the_smallest_agreeing_thres
     assert table[z]["accuracy"] >= bar and all(table[s]["accuracy"] < bar for s in (0.5, 1.0, 2.0, 3.0) if s < z)
     assert table[0.5]["passes"] <= table[3.0]["passes"] < 16  # a lower threshold stops earlier
     assert table["fixed"]["agreement"] == 1.0
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_stop_z_replay_equals_a_live_sequential_run_draw_for_draw(num_classes):
+    """choose_stop_z scores once and replays the rule per z: on one document per run (so the generator
+    stream is the same) the replay gives the live run's estimate and passes exactly, pruning included."""
+    from diffusion_lab.classifiers.predict import predict
+    from diffusion_lab.classifiers.sequential import replay_stages, stage_plan
+
+    clf, validation = _context_free_classifier_on_validation(0.3, 6, num_classes, stage_draws=2, prune_margin=1.0)
+    prune_z = 1.0 if num_classes > 2 else None
+    batch = validation.dataloader("validation")[0]
+    plan = stage_plan(8, 2, True, prune_z is not None, 2)
+    early = pruned = 0
+    for i in range(len(batch["labels"])):
+        one = [{k: v[i:i + 1] for k, v in batch.items()}]
+        recorded = predict(clf, one, seed=3, num_draws=8, sequential=True, stop_z=float("inf"), keep_draws=True)
+        assert recorded.draw_values.shape == (1, 8, num_classes)
+        pruned += int(recorded.draw_values.isnan().any())
+        for z in (0.5, 2.0):
+            live = predict(clf, one, seed=3, num_draws=8, sequential=True, stop_z=z)
+            log_lik, entries = replay_stages(recorded.draw_values, plan, clf.log_prior, prune_z, z)
+            assert torch.allclose(log_lik + clf.log_prior, live.log_joint)
+            assert entries.double().tolist() == live.passes.tolist()  # one window: a pass per (draw, class)
+            early += int(live.passes.item() < recorded.passes.item())
+    assert early > 0  # the rule did stop somewhere, so the replay was tested on truncated draws
+    assert pruned > 0 if num_classes > 2 else pruned == 0
 
 
 def test_stop_z_auto_is_chosen_recorded_and_reloaded(tiny_run):

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion_lab.classifiers.scoring import doc_labels, documents, infill_label_probs, per_document, scored_token_mean
+from diffusion_lab.classifiers.scoring import (
+    doc_labels,
+    documents,
+    infill_label_probs,
+    per_document,
+    scored_token_mean,
+)
 from diffusion_lab.likelihood import device_generator
 
 READOUTS = ("bayes", "infill", "hybrid")
@@ -39,6 +45,7 @@ class Predictions:
     forward_passes_per_example: float
     token_scores: list | None = None  # per document [C, n_scored] (generative, on request)
     passes: torch.Tensor | None = None  # [N] forward passes per document
+    draw_values: torch.Tensor | None = None  # [N, K, C] each draw's log p(x | y) (Bayes readout, on request)
 
     @property
     def probs(self) -> torch.Tensor:
@@ -70,7 +77,7 @@ def infill_documents(clf, batch: dict):
 
 
 def bayes_documents(clf, batch: dict, generator, keep_token_scores=False, **score_kwargs):
-    """``(log joint [D, C], passes [D], token scores per document or None)``."""
+    """``(log joint [D, C], passes [D], token scores per document or None, per-draw values [D, K, C] or None)``."""
     score_mask = _score_mask(batch)
     joint, scores = clf.log_joint(batch["input_ids"], batch["attention_mask"], generator=generator,
                                   score_mask=score_mask, doc_ids=batch.get("doc_ids"),
@@ -83,7 +90,7 @@ def bayes_documents(clf, batch: dict, generator, keep_token_scores=False, **scor
             tokens[int(index[w])].append(scores.token_scores[w][:, score_mask[w]].cpu())
         tokens = [torch.cat(t, -1) for t in tokens]
     passes = scores.passes if scores.passes is not None else torch.full((len(joint),), scores.forward_passes)
-    return joint, passes.double(), tokens
+    return joint, passes.double(), tokens, scores.values
 
 
 def hybrid_documents(clf, batch: dict, generator, threshold: float, **score_kwargs):
@@ -94,39 +101,42 @@ def hybrid_documents(clf, batch: dict, generator, threshold: float, **score_kwar
         index, _ = documents(batch.get("doc_ids"), batch["input_ids"].shape[0], joint.device)
         rows = unsure[index]
         sub = {k: v[rows] if torch.is_tensor(v) and v.shape[:1] == rows.shape else v for k, v in batch.items()}
-        bayes, extra, _ = bayes_documents(clf, sub, generator, **score_kwargs)
+        bayes, extra, _, _ = bayes_documents(clf, sub, generator, **score_kwargs)
         joint[unsure], passes[unsure] = bayes.to(joint), passes[unsure] + extra.to(passes)
     return joint, passes
 
 
 def score_batch(model, batch: dict, generator=None, readout: str = "bayes", keep_token_scores: bool = False,
                 hybrid_threshold: float | None = None, **score_kwargs):
-    """One batch of windows -> ``(log joint [D, C], passes [D], token scores or None)``."""
+    """One batch of windows -> ``(log joint [D, C], passes [D], token scores or None, per-draw values or None)``."""
     if readout not in READOUTS:
         raise ValueError(f"readout={readout!r}: allowed values are {', '.join(READOUTS)}")
     if not hasattr(model, "lms"):  # a discriminative classifier
-        return discriminative_documents(model, batch)
+        return (*discriminative_documents(model, batch), None)
     if readout == "infill":
-        return (*infill_documents(model, batch), None)
+        return (*infill_documents(model, batch), None, None)
     if readout == "hybrid":
         threshold = model.hparams.get("hybrid_threshold", 0.9) if hybrid_threshold is None else hybrid_threshold
-        return (*hybrid_documents(model, batch, generator, threshold, **score_kwargs), None)
+        return (*hybrid_documents(model, batch, generator, threshold, **score_kwargs), None, None)
     return bayes_documents(model, batch, generator, keep_token_scores, **score_kwargs)
 
 
 @torch.no_grad()
 def predict(model, dataloader, seed: int = 0, keep_token_scores: bool = False, readout: str = "bayes",
-            **score_kwargs) -> Predictions:
-    """Inference over ``dataloader`` (batches of windows) with one device generator seeded by ``seed``."""
+            keep_draws: bool = False, **score_kwargs) -> Predictions:
+    """Inference over ``dataloader`` (batches of windows) with one device generator seeded by ``seed``;
+    ``keep_draws``: also each document's per-draw estimates (``Predictions.draw_values``)."""
     was_training = model.training
     model.eval()
     gen = device_generator(seed, model.device)
-    joints, labels, tokens, passes = [], [], [], []
+    joints, labels, tokens, passes, draws = [], [], [], [], []
     start = time.perf_counter()
     for batch in dataloader:
         batch = _on(batch, model.device)
-        joint, spent, toks = score_batch(model, batch, gen, readout, keep_token_scores, **score_kwargs)
+        joint, spent, toks, values = score_batch(model, batch, gen, readout, keep_token_scores, **score_kwargs)
         joints.append(joint.double().cpu())
+        if keep_draws and values is not None:
+            draws.append(values.cpu())
         passes.append(spent.double().cpu())
         if "labels" in batch:
             labels.append(doc_labels(batch["labels"], batch.get("doc_ids")).cpu())
@@ -136,4 +146,5 @@ def predict(model, dataloader, seed: int = 0, keep_token_scores: bool = False, r
     passes = torch.cat(passes) if passes else torch.zeros(0, dtype=torch.float64)
     n = len(passes)
     return Predictions(torch.cat(joints).double(), torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
-                       n / max(elapsed, 1e-9), float(passes.mean()) if n else 0.0, tokens or None, passes)
+                       n / max(elapsed, 1e-9), float(passes.mean()) if n else 0.0, tokens or None, passes,
+                       torch.cat(draws) if draws else None)

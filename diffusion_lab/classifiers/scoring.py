@@ -40,13 +40,15 @@ from diffusion_lab.targets import named_target
 class ClassScores:
     """``log_lik [D, C]`` per document (pruned classes keep their estimate so far), ``token_scores
     [W, C, L]`` per-token contributions per window (text positions only), ``forward_passes`` network
-    evaluations per document on average, ``passes [D]`` per document, ``draws [D, C]`` draws spent."""
+    evaluations per document on average, ``passes [D]`` per document, ``draws [D, C]`` draws spent,
+    ``values [D, K, C]`` each draw's estimate (NaN: not drawn; the staged bound only)."""
 
     log_lik: torch.Tensor
     token_scores: torch.Tensor | None
     forward_passes: float
     passes: torch.Tensor | None = None
     draws: torch.Tensor | None = None
+    values: torch.Tensor | None = None
 
 
 def documents(doc_ids: torch.Tensor | None, rows: int, device=None) -> tuple[torch.Tensor, int]:
@@ -187,7 +189,7 @@ def staged_elbo_scores(scorer: ClassScorer, input_ids, attention_mask, score_mas
     log_lik = values.nansum(1) / draws_spent.clamp_min(1)
     if tokens is not None:
         tokens = (tokens.double() / draws_spent[doc_index].clamp_min(1)[..., None])[..., scorer.prefix:]
-    return ClassScores(log_lik, tokens, float(passes.mean()) if num_docs else 0.0, passes, draws_spent)
+    return ClassScores(log_lik, tokens, float(passes.mean()) if num_docs else 0.0, passes, draws_spent, values)
 
 
 def exact_ar_scores(scorer: ClassScorer, input_ids, attention_mask, classes, score_mask=None):

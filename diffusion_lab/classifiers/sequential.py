@@ -73,3 +73,28 @@ def decide(values, alive, done, log_prior, prune_z: float | None, stop_z: float 
     if stop_z is not None:
         done = done | (active & ((z >= stop_z) | ~others).all(1))
     return alive, done | (alive.sum(1) <= 1)  # one class left: nothing more to decide
+
+
+def replay_stages(values: torch.Tensor, plan: list[int], log_prior=None, prune_z: float | None = None,
+                  stop_z: float | None = None):
+    """The staged rule re-run on recorded draws: ``(log_lik [D, C], entries [D])``.
+
+    ``values [D, K, C]`` are per-draw estimates recorded with the same ``plan`` and ``prune_z`` but no
+    stopping (``stop_z=inf``). Stopping only truncates an item's draws and pruning depends on the item's
+    own draws, so the result is the staged estimate ``stop_z`` would have given ON THESE DRAWS (a live
+    run draws the same law; its generator stream differs once items stop). ``entries`` counts the
+    (draw, class) pairs used: forward passes are that times the item's windows."""
+    num_docs, total, num_classes = values.shape
+    used = torch.full_like(values, float("nan"))
+    alive = torch.ones(num_docs, num_classes, dtype=torch.bool, device=values.device)
+    done = torch.zeros(num_docs, dtype=torch.bool, device=values.device)
+    prior = None if log_prior is None else log_prior.to(values)
+    k0 = 0
+    for stage, size in enumerate(plan):
+        keep = (alive & ~done[:, None])[:, None, :]
+        used[:, k0:k0 + size] = torch.where(keep, values[:, k0:k0 + size], used[:, k0:k0 + size])
+        k0 += size
+        if stage < len(plan) - 1:
+            alive, done = decide(used[:, :k0], alive, done, prior, prune_z, stop_z)
+    spent = (~used.isnan()).sum(1)
+    return used.nansum(1) / spent.clamp_min(1), spent.sum(1)
