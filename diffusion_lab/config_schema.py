@@ -14,6 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+#: ``classifier.score_precision``: float32 scoring, or the backbone under bfloat16 autocast
+SCORE_PRECISIONS = ("32", "bf16")
+
 
 class ConfigError(ValueError):
     """A bad configuration value; the message names the key and the allowed values."""
@@ -83,6 +86,7 @@ class ClassifierSchema:
     mode: str = "conditional"
     stop_z: Any = 3.0  # a positive number, or "auto" (chosen on validation)
     infill_text: str = "noised"
+    score_precision: Any = "32"
 
     def __post_init__(self):
         _positive("classifier", self, "first_stage_draws")
@@ -91,6 +95,9 @@ class ClassifierSchema:
             raise ConfigError(f"classifier.stop_z={self.stop_z!r}: must be a positive number of standard errors or auto")
         if self.infill_text not in ("noised", "visible"):
             raise ConfigError(f"classifier.infill_text={self.infill_text!r}: allowed values are noised, visible")
+        if str(self.score_precision) not in SCORE_PRECISIONS:
+            raise ConfigError(f"classifier.score_precision={self.score_precision!r}: allowed values are "
+                              f"{', '.join(SCORE_PRECISIONS)}")
         if self.num_draws != "auto" and (not isinstance(self.num_draws, int) or isinstance(self.num_draws, bool)
                                          or self.num_draws <= 0):
             raise ConfigError(f"classifier.num_draws={self.num_draws!r}: must be a positive integer or auto")

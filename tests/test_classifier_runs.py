@@ -93,7 +93,8 @@ def test_num_draws_is_a_positive_integer_or_auto(value, ok):
 
 @pytest.mark.parametrize("key, value, ok", [("stop_z", "auto", True), ("stop_z", "2.5", True), ("stop_z", "2", True),
                                             ("stop_z", "0", False), ("stop_z", "fast", False),
-                                            ("infill_text", "visible", True), ("infill_text", "hidden", False)])
+                                            ("infill_text", "visible", True), ("infill_text", "hidden", False),
+                                            ("score_precision", "bf16", True), ("score_precision", "16", False)])
 def test_stop_z_and_infill_text_are_checked_at_start_up(key, value, ok):
     from diffusion_lab.config_schema import ConfigError, validate
     from tests.conftest import compose

@@ -68,6 +68,25 @@ def test_batched_classes_equal_the_per_class_dense_loop_draw_for_draw():
         assert torch.allclose(batched[:, c], single[:, 0], atol=1e-4)
 
 
+def test_bf16_score_precision_runs_the_backbone_in_bfloat16_and_stays_close_to_float32():
+    """classifier.score_precision=bf16: the same draws under bfloat16 autocast; log p(x | y) within a
+    small relative error of float32, the output float64 either way, and not bit-identical (it did run)."""
+    clf = _tiny_conditional()
+    x = torch.randint(1, 36, (4, 12), generator=torch.Generator().manual_seed(2))
+    dtypes = []
+    hook = clf.lms[0].backbone.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    out = {}
+    for precision in ("32", "bf16"):
+        clf.hparams = {"score_precision": precision}
+        out[precision] = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=4,
+                                               generator=torch.Generator().manual_seed(5)).log_lik
+    hook.remove()
+    assert dtypes[0] == torch.float32 and dtypes[-1] == torch.bfloat16
+    assert out["bf16"].dtype == torch.float64
+    rel = ((out["bf16"] - out["32"]).abs() / out["32"].abs()).max()
+    assert 0 < rel < 0.02
+
+
 def test_device_masks_are_reproducible_from_the_seed():
     maskable = torch.ones(4, 30, dtype=torch.bool)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

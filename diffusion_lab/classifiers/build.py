@@ -82,7 +82,7 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
         stage_draws=clf_cfg.get("stage_draws"), infill_weight=clf_cfg.get("infill_weight", 0.0),
         infill_mask_prob=clf_cfg.get("infill_mask_prob", 0.5),
         infill_text=clf_cfg.get("infill_text", "noised"), hybrid_threshold=clf_cfg.get("hybrid_threshold", 0.9),
-        score_tokens=clf_cfg.get("score_tokens"),
+        score_tokens=clf_cfg.get("score_tokens"), score_precision=str(clf_cfg.get("score_precision", "32")),
         estimators=OmegaConf.to_container(table(cfg, "classifier.estimator"), resolve=True),
     )
 

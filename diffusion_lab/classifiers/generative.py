@@ -55,6 +55,7 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
         infill_text: str = "noised",
         hybrid_threshold: float = 0.9,
         score_tokens: int | None = None,
+        score_precision: str = "32",
         estimators: dict | None = None,
     ):
         super().__init__()

@@ -81,13 +81,21 @@ def scored_token_mean(values: torch.Tensor, scored: torch.Tensor, index: torch.T
     return per_document(values * n, index, num_docs) / per_document(n, index, num_docs).clamp_min(1)
 
 
+def score_autocast(clf, device):
+    """The scoring passes' precision: bfloat16 autocast on ``device`` when the classifier's
+    ``score_precision`` is ``bf16``, else a no-op (float32)."""
+    precision = str((getattr(clf, "hparams", None) or {}).get("score_precision", "32"))
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 class ClassScorer:
     """Wraps a classifier's language model(s) as ``score(x, att, condition, positions) -> logits``.
 
     ``conditional``: one model; row r is class ``condition[r]``: label token ``<label_c>`` at
     position 0 and the condition embedding c, so every class of a draw shares one forward pass.
     ``per_class``: model c scores the rows of class c. ``prefix`` is 1 when a label token is
-    prepended (never masked, not scored).
+    prepended (never masked, not scored). ``classifier.score_precision=bf16`` runs the backbone under
+    bfloat16 autocast (``score_autocast``); the log-softmax and every sum stay float32/float64.
     """
 
     def __init__(self, clf):
@@ -114,6 +122,10 @@ class ClassScorer:
 
     def logits(self, c: int, x, att, label_pos: int = 0):
         """Dense logits of class ``c``'s model on ``x`` (conditional: label token at ``label_pos``)."""
+        with score_autocast(self.clf, x.device):
+            return self._logits(c, x, att, label_pos)
+
+    def _logits(self, c: int, x, att, label_pos: int = 0):
         if self.clf.mode == "conditional":
             x = x.clone()
             x[:, label_pos] = self.clf.label_token_ids[c]
@@ -126,6 +138,10 @@ class ClassScorer:
 
     def score(self, x, att, condition=None, positions=None):
         """Logits ``[N, V]`` at ``positions`` for rows of (possibly) different classes ``condition [R]``."""
+        with score_autocast(self.clf, x.device):
+            return self._score(x, att, condition, positions)
+
+    def _score(self, x, att, condition, positions):
         if self.clf.mode == "conditional":
             backbone = self.clf.lms[0].backbone
             x = x.clone()
@@ -294,7 +310,8 @@ def infill_label_probs(clf, input_ids, attention_mask, score_mask=None, doc_ids=
     cond = None if no_label is None else torch.full((ids.shape[0],), no_label, device=ids.device)
     positions = torch.zeros_like(att, dtype=torch.bool)
     positions[:, 0] = True
-    logits = sparse_logits(lm.backbone, ids, att, cond, positions)[:, clf.label_token_ids]
+    with score_autocast(clf, ids.device):
+        logits = sparse_logits(lm.backbone, ids, att, cond, positions)[:, clf.label_token_ids]
     log_p = torch.log_softmax(logits.double(), -1)
     if doc_ids is None:
         return log_p.exp()
