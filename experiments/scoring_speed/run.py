@@ -75,7 +75,7 @@ def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict]]:
         rows.append((f"hybrid p<{args.hybrid_threshold} -> K={args.hybrid_draws}", clf,
                      {"readout": "hybrid", "hybrid_threshold": args.hybrid_threshold,
                       "num_draws": args.hybrid_draws, "adaptive": False}))
-    if not clf.autoregressive:
+    if args.original and not clf.autoregressive:
         rows.append(("seed_mean_loss (15%, 5 draws/class)", clf, {"estimator": "seed_mean_loss", "seed_draws": 5}))
     return rows
 
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--stop-z", type=float, default=3.0)
     parser.add_argument("--hybrid-threshold", type=float, default=0.9)
     parser.add_argument("--hybrid-draws", type=int, default=8)
+    parser.add_argument("--original", action=argparse.BooleanOptionalAction, default=True,
+                        help="the seed_mean_loss row (the original 15%%-mask recipe)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("experiments/scoring_speed"))

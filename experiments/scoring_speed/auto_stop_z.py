@@ -1,0 +1,52 @@
+"""``classifier.stop_z=auto`` on a finished classifier run: the sequential threshold chosen on VALIDATION.
+
+    python experiments/scoring_speed/auto_stop_z.py <classifier run dir> --num-draws 8 \
+        --candidates 0.5 1.0 1.5 2.0 2.5 3.0 --out experiments/scoring_speed/auto_stop_z.json
+
+Scores the run's validation reviews once (``--num-draws`` draws in the run's sequential stages) and
+replays the stopping rule for each candidate (``diffusion_lab.classifiers.draws.choose_stop_z``): per z,
+accuracy, agreement with all draws, passes per review. The test split is not read.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def main():
+    from diffusion_lab.builders import build_datamodule
+    from diffusion_lab.classifiers.build import load_classifier_run
+    from diffusion_lab.classifiers.draws import choose_stop_z
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--num-draws", type=int, default=8)
+    ap.add_argument("--candidates", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    ap.add_argument("--max-accuracy-drop", type=float, default=0.0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    cfg, _, clf, _ = load_classifier_run(args.run_dir)
+    dm = build_datamodule(cfg, cache_dir=args.run_dir)
+    dm.setup()
+    start = time.perf_counter()
+    chosen, table = choose_stop_z(clf, dm, args.num_draws, args.candidates, args.max_accuracy_drop,
+                                  seed=cfg.task.eval_seed)
+    row = {"run_dir": str(args.run_dir), "num_draws": args.num_draws, "stage_draws": clf.hparams.get("stage_draws"),
+           "n_val": len(dm.datasets["validation"]), "max_accuracy_drop": args.max_accuracy_drop,
+           "chosen": chosen, "table": {str(k): v for k, v in table.items()},
+           "wall_s": time.perf_counter() - start, "load_after": os.getloadavg()}
+    print(json.dumps(row, indent=1), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(row, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
