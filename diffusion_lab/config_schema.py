@@ -3,6 +3,13 @@
 ``validate(cfg)`` runs before any work. A wrong type or out-of-range value raises ``ConfigError``
 with one line naming the key and what is allowed. Objects whose options are checked by their own
 constructors (masking schedule, sampler) are instantiated here too, so their errors also come first.
+
+Each schema is merged with OmegaConf's structured-config machinery (``OmegaConf.structured``, the type
+and missing-value checks Hydra's schemas run on), over the keys it declares only. Not Hydra's
+ConfigStore schema-in-the-defaults-list pattern: that closes each group to its dataclass, so every key of
+every group file, a user's ``--config-dir`` files and ``+group.key=...`` additions would have to be
+declared or fail composition, and its errors arrive from inside composition rather than as the one
+``config error:`` line naming the key.
 """
 
 from __future__ import annotations
