@@ -106,6 +106,25 @@ def test_standalone_task_skips_what_it_is_told_to_and_html_escapes_example_text(
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; a fine film" in html
 
 
+def test_a_new_evaluation_model_is_one_table_entry(evaluated_run, tmp_path, monkeypatch):
+    """EVAL_MODELS is the only place a model name is dispatched on: a new entry (here a second name for the
+    run's discriminative baseline) is scored, calibrated, OOD-tested and explained with no other change."""
+    from diffusion_lab.app import run
+    from diffusion_lab.evaluation.models import EVAL_MODELS, EvalModel
+
+    monkeypatch.setitem(EVAL_MODELS, "disc_again", EvalModel("discriminative", "bayes", "energy", "energy",
+                                                            "gradient_x_input"))
+    out = tmp_path / "eval"
+    run(compose([*TINY, "task=evaluate", f"run_dir={evaluated_run}", *SMALL_EVAL,
+                 "eval.models=[discriminative,disc_again]", "eval.shift_dataset=null",
+                 "eval.perturbations=[word_deletion]"], out))
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["meta"]["models"] == ["discriminative", "disc_again"]
+    assert ev["calibration"]["disc_again"]["before"] == ev["calibration"]["discriminative"]["before"]
+    assert ev["ood"]["disc_again"]["energy"]["all"] == ev["ood"]["discriminative"]["energy"]["all"]
+    assert ev["explanations"]["disc_again"]["method"].startswith("gradient x input")
+
+
 def test_evaluate_needs_a_classifier_run(tmp_path):
     from omegaconf import OmegaConf
 

@@ -17,6 +17,7 @@ import torch
 
 from diffusion_lab.evaluation.deletion import deletion_curve
 from diffusion_lab.evaluation.html import escape, token_heatmap_html
+from diffusion_lab.evaluation.models import EVAL_MODELS
 
 
 def top_two(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,25 +70,40 @@ def gradient_x_input(model, input_ids, attention_mask, doc_ids=None, score_mask=
     return logits.detach().double().cpu(), attrs
 
 
+def likelihood_ratio_explanation(models, name: str, ids: list[list[int]]):
+    """The generative model's prediction and its per-token class log-likelihood ratios (same draws)."""
+    scores = models.score(name, ids=ids, keep_token_scores=True)
+    return scores.log_joint, likelihood_ratio_attributions(scores.log_joint, scores.token_scores)
+
+
+def gradient_x_input_explanation(models, name: str, ids: list[list[int]]):
+    """A discriminative model's logits and gradient x input per token, batch by batch."""
+    joints, attrs, model = [], [], models.baselines[EVAL_MODELS[name].source]
+    for batch in models.batch_dicts(ids):
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        logits, a = gradient_x_input(model, batch["input_ids"], batch["attention_mask"], batch["doc_ids"],
+                                     batch["score_mask"])
+        joints.append(logits)
+        attrs += a
+    return torch.cat(joints), attrs
+
+
+#: ``EvalModel.attribution`` -> (how it explains, what the report says it is)
+ATTRIBUTIONS = {
+    "likelihood_ratio": (likelihood_ratio_explanation,
+                         "class log-likelihood ratio per token (predicted vs runner-up), same draws as the prediction"),
+    "gradient_x_input": (gradient_x_input_explanation,
+                         "gradient x input on word embeddings of the logit margin (predicted vs runner-up)"),
+}
+
+
 def explain_model(models, name: str, ids: list[list[int]]) -> tuple[torch.Tensor, list[list[float]]]:
-    """``(log_joint [N, C], attributions)`` of ``generative`` or ``discriminative`` on encoded items."""
-    if name == "generative":
-        scores = models.score("generative", ids=ids, keep_token_scores=True)
-        return scores.log_joint, likelihood_ratio_attributions(scores.log_joint, scores.token_scores)
-    if name == "discriminative":
-        joints, attrs, model = [], [], models.baselines["discriminative"]
-        for batch in models.batch_dicts(ids):
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            logits, a = gradient_x_input(model, batch["input_ids"], batch["attention_mask"], batch["doc_ids"],
-                                         batch["score_mask"])
-            joints.append(logits)
-            attrs += a
-        return torch.cat(joints), attrs
-    raise ValueError(f"no token attributions for {name!r} (generative and discriminative have them)")
-
-
-METHODS = {"generative": "class log-likelihood ratio per token (predicted vs runner-up), same draws as the prediction",
-           "discriminative": "gradient x input on word embeddings of the logit margin (predicted vs runner-up)"}
+    """``(log_joint [N, C], attributions)`` of model ``name`` on encoded items, by its ``attribution``."""
+    method = EVAL_MODELS[name].attribution if name in EVAL_MODELS else None
+    if method is None:
+        have = [n for n, kind in EVAL_MODELS.items() if kind.attribution]
+        raise ValueError(f"no token attributions for {name!r} ({' and '.join(have)} have them)")
+    return ATTRIBUTIONS[method][0](models, name, ids)
 
 
 def explanation_entry(models, name: str, texts, labels, ks, seed: int, n_examples: int, pieces, label_names) -> dict:
@@ -104,7 +120,7 @@ def explanation_entry(models, name: str, texts, labels, ks, seed: int, n_example
         examples.append({"index": i, "text": texts[i], "label": label_names[int(labels[i])],
                          "prediction": label_names[int(probs[i].argmax())], "confidence": float(probs[i].max()),
                          "tokens": tokens, "attributions": [float(a) for a in attrs[i]]})
-    return {"method": METHODS[name], "seed": seed, "n": len(ids), "deletion": curve,
+    return {"method": ATTRIBUTIONS[EVAL_MODELS[name].attribution][1], "seed": seed, "n": len(ids), "deletion": curve,
             "mean_gap_random_minus_attributed": sum(gap) / len(gap) if gap else float("nan"),
             "examples": examples}
 

@@ -31,8 +31,36 @@ from diffusion_lab.data.windows import POLICIES, document_batches, window_rows
 from diffusion_lab.likelihood import device_generator, elbo_log_likelihood
 from diffusion_lab.models.conditions import no_label_condition
 
-MODEL_ORDER = ("generative", "generative_infill", "discriminative", "tfidf_lr")
-READOUT = {"generative": "bayes", "generative_infill": "infill"}
+
+@dataclass(frozen=True)
+class EvalModel:
+    """One model name of the evaluation suite and what the suite does with it; ``EVAL_MODELS`` is the one
+    table (a new model is one entry, no branch on its name elsewhere).
+
+    ``source``: ``"generative"`` (the run's generative classifier) or the key of a loaded baseline;
+    ``readout``: its ``classifiers.predict`` readout (``None``: it scores texts itself, as TF-IDF does);
+    ``ood``: its OOD score family beyond max-softmax (``suite.OOD_FAMILIES``: ``likelihood``, ``energy``);
+    ``headline_ood``: the OOD score the summary and the OOD figure show; ``attribution``: its token
+    attribution method (``explain.ATTRIBUTIONS``), or ``None``."""
+
+    source: str
+    readout: str | None = None
+    ood: str | None = None
+    headline_ood: str = "max_softmax"
+    attribution: str | None = None
+
+    @property
+    def bayes_generative(self) -> bool:
+        """The bound's readout of the generative classifier: ``eval.num_draws`` and per-token scores apply."""
+        return self.source == "generative" and self.readout == "bayes"
+
+
+EVAL_MODELS = {
+    "generative": EvalModel("generative", "bayes", "likelihood", "log_px_per_token", "likelihood_ratio"),
+    "generative_infill": EvalModel("generative", "infill"),
+    "discriminative": EvalModel("discriminative", "bayes", "energy", "energy", "gradient_x_input"),
+    "tfidf_lr": EvalModel("tfidf_lr"),
+}
 
 
 @dataclass
@@ -73,10 +101,10 @@ class RunModels:
         self.num_draws = int(k)
         self.collate = PadCollator(tokenizer.pad_token_id)
         self.filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
-        available = ["generative"]
-        if infill and clf.mode == "conditional" and not clf.autoregressive:
-            available.append("generative_infill")
-        available += [n for n in MODEL_ORDER[2:] if n in baselines]
+        infill_ok = infill and clf.mode == "conditional" and not clf.autoregressive  # the one-pass readout
+        available = [n for n, kind in EVAL_MODELS.items()
+                     if (kind.source in baselines if kind.source != "generative" else
+                         kind.readout != "infill" or infill_ok)]
         if only:
             unknown = sorted(set(only) - set(available))
             if unknown:
@@ -114,27 +142,28 @@ class RunModels:
 
     def score(self, name: str, texts=None, ids=None, keep_token_scores: bool = False) -> Scores:
         """One model on ``texts`` (or already-encoded ``ids``; not for ``tfidf_lr``)."""
-        if name == "tfidf_lr":
+        kind = EVAL_MODELS.get(name)
+        if kind is None or (kind.source != "generative" and kind.source not in self.baselines):
+            raise KeyError(f"unknown model {name!r}; this run has {', '.join(self.names)}")
+        if kind.readout is None:  # a text model (TF-IDF)
             if texts is None:
-                raise ValueError("tfidf_lr scores texts, not token ids")
+                raise ValueError(f"{name} scores texts, not token ids")
             if self.tfidf_window:  # what the neural models see, as text (as train_classifier fits it)
                 texts = self.tokenizer.batch_decode(self.encode(texts), skip_special_tokens=True)
-            log_probs, _ = self.baselines["tfidf_lr"].log_probs(list(texts))
+            log_probs, _ = self.baselines[kind.source].log_probs(list(texts))
             return Scores(torch.as_tensor(log_probs, dtype=torch.float64), [len(t.split()) for t in texts])
         ids = self.encode(texts) if ids is None else [list(x) if len(x) else [self.filler] for x in ids]
-        if name not in MODEL_ORDER[:3] or (name == "discriminative" and name not in self.baselines):
-            raise KeyError(f"unknown model {name!r}; this run has {', '.join(self.names)}")
-        model = self.baselines["discriminative"] if name == "discriminative" else self.clf
-        kwargs = {"num_draws": self.num_draws} if name == "generative" else {}
-        preds = predict(model, self.batch_dicts(ids), seed=self.seed, readout=READOUT.get(name, "bayes"),
-                        keep_token_scores=keep_token_scores and name == "generative", **kwargs)
+        model = self.clf if kind.source == "generative" else self.baselines[kind.source]
+        kwargs = {"num_draws": self.num_draws} if kind.bayes_generative else {}
+        preds = predict(model, self.batch_dicts(ids), seed=self.seed, readout=kind.readout,
+                        keep_token_scores=keep_token_scores and kind.bayes_generative, **kwargs)
         self.forward_passes[name] += preds.forward_passes_per_example * len(ids)
         return Scores(preds.log_joint, [len(x) for x in ids], preds.token_scores)
 
     def score_all(self, texts, names=None, keep_token_scores: bool = False) -> dict[str, Scores]:
         ids = self.encode(texts)
-        return {n: self.score(n, texts=texts, ids=None if n == "tfidf_lr" else ids,
-                              keep_token_scores=keep_token_scores and n == "generative")
+        return {n: self.score(n, texts=texts, ids=None if EVAL_MODELS[n].readout is None else ids,
+                              keep_token_scores=keep_token_scores and EVAL_MODELS[n].bayes_generative)
                 for n in (names or self.names)}
 
     @torch.no_grad()

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from diffusion_lab.evaluation.explain import heatmaps_html
 from diffusion_lab.evaluation.html import CSS, self_contained_report, token_heatmap_html
+from diffusion_lab.evaluation.models import EVAL_MODELS
 from diffusion_lab.evaluation.suite_page import render_report
 from diffusion_lab.rich_utils import metrics_table
 
@@ -33,7 +34,7 @@ def print_summary(ev: dict) -> None:
                    "ece_after_ts": c["after"]["ece"], "n": c["n_test"]}
         if n in ev["shift"]:
             rows[n]["shift_accuracy"] = ev["shift"][n]["before"]["accuracy"]
-        kind = {"generative": "log_px_per_token", "discriminative": "energy"}.get(n, "max_softmax")
+        kind = EVAL_MODELS[n].headline_ood
         if n in ev["ood"] and kind in ev["ood"][n]:
             rows[n]["ood_auroc_matched"] = ev["ood"][n][kind]["length_matched"].get("auroc")
         if n in ev["explanations"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from diffusion_lab.evaluation.models import EVAL_MODELS
 from diffusion_lab.evaluation.ood import energy_score, length_matched_indices, max_softmax_score, ood_metrics
 from diffusion_lab.evaluation.perturbations import perturb
 from diffusion_lab.logging_utils import get_logger
@@ -100,18 +101,31 @@ def shift_section(scores: dict, labels, temps: dict, home: dict, dataset: str, s
     return out
 
 
-def ood_scores(name: str, s, uncond=None) -> dict[str, torch.Tensor]:
-    """Per-item OOD scores (higher = more in-distribution) of one model."""
-    out = {"max_softmax": max_softmax_score(s.log_joint)}
-    if name == "generative":  # log p(x) = logsumexp_y [log p(x | y) + log p(y)], total and per token
-        log_px = energy_score(s.log_joint)
-        lengths = torch.as_tensor(s.lengths, dtype=torch.float64)
-        out.update(log_px=log_px, log_px_per_token=log_px / lengths)
-        if uncond is not None:
-            out.update(log_px_unconditional=uncond, log_px_unconditional_per_token=uncond / lengths)
-    elif name == "discriminative":
-        out["energy"] = energy_score(s.log_joint)
+def likelihood_ood_scores(s, uncond=None) -> dict[str, torch.Tensor]:
+    """A generative model's ``log p(x) = logsumexp_y [log p(x | y) + log p(y)]``, total and per token
+    (and the unconditional ``<nolabel>`` bound ``uncond`` when given)."""
+    log_px = energy_score(s.log_joint)
+    lengths = torch.as_tensor(s.lengths, dtype=torch.float64)
+    out = {"log_px": log_px, "log_px_per_token": log_px / lengths}
+    if uncond is not None:
+        out.update(log_px_unconditional=uncond, log_px_unconditional_per_token=uncond / lengths)
     return out
+
+
+def energy_ood_scores(s, uncond=None) -> dict[str, torch.Tensor]:
+    """A discriminative model's energy score ``logsumexp_y z_y``."""
+    return {"energy": energy_score(s.log_joint)}
+
+
+#: ``EvalModel.ood`` -> the scores that family adds to max-softmax
+OOD_FAMILIES = {"likelihood": likelihood_ood_scores, "energy": energy_ood_scores}
+
+
+def ood_scores(name: str, s, uncond=None) -> dict[str, torch.Tensor]:
+    """Per-item OOD scores (higher = more in-distribution) of one model: max-softmax, plus its family's
+    (``EVAL_MODELS[name].ood``); ``uncond`` is used by the likelihood family only."""
+    family = EVAL_MODELS[name].ood
+    return {"max_softmax": max_softmax_score(s.log_joint), **(OOD_FAMILIES[family](s, uncond) if family else {})}
 
 
 def ood_with_interval(s_in, s_out, seed: int, n_boot: int = 200) -> dict:
@@ -142,8 +156,9 @@ def ood_section(scores_in: dict, scores_out: dict, uncond_in, uncond_out, length
                     "statistics are reported as unavailable", dataset, min(len(keep_in), len(keep_out)), min_n)
     out = {}
     for n in scores_in:
-        s_in = ood_scores(n, scores_in[n], uncond_in if n == "generative" else None)
-        s_out = ood_scores(n, scores_out[n], uncond_out if n == "generative" else None)
+        bayes = EVAL_MODELS[n].bayes_generative  # the <nolabel> bound is the generative model's
+        s_in = ood_scores(n, scores_in[n], uncond_in if bayes else None)
+        s_out = ood_scores(n, scores_out[n], uncond_out if bayes else None)
         entry = {"dataset": dataset, "seed": seed, "mean_tokens_in": float(torch.tensor(lengths_in).double().mean()),
                  "mean_tokens_out": float(torch.tensor(lengths_out).double().mean())}
         for kind in s_in:

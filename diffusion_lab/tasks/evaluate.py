@@ -23,7 +23,7 @@ from diffusion_lab.evaluation import data as eval_data
 from diffusion_lab.evaluation import suite
 from diffusion_lab.evaluation.explain import explanation_entry
 from diffusion_lab.evaluation.figures import deletion_figure, ood_figure, robustness_figure
-from diffusion_lab.evaluation.models import RunModels
+from diffusion_lab.evaluation.models import EVAL_MODELS, RunModels
 from diffusion_lab.evaluation.perturbations import PERTURBATIONS, build_frequency_vocab
 from diffusion_lab.evaluation.publish import log_wandb, print_summary, write_pages
 from diffusion_lab.logging_utils import get_logger
@@ -154,15 +154,16 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
         len_out = [len(x) for x in models.encode(out_texts)]
         ev["ood"] = suite.ood_section(test_scores, scores_out, *uncond, len_in, len_out, name, seed, int(e.length_bins),
                                       int(e.get("ood_min_n", suite.MIN_OOD_N)))
+        heads = {n: EVAL_MODELS[n].headline_ood for n in scores_out if EVAL_MODELS[n].ood}
         pairs = {f"{n} {k}": (suite.ood_scores(n, test_scores[n])[k], suite.ood_scores(n, scores_out[n])[k])
-                 for n, k in (("generative", "log_px_per_token"), ("discriminative", "energy")) if n in scores_out}
+                 for n, k in heads.items()}
         if pairs:
             figures["ood"] = ood_figure(pairs, out / "ood.png", f"{run_cfg.dataset.name} test vs {name}")
     timed("ood")
 
     items = test.subset(e.deletion_examples, seed)
-    for name in ("generative", "discriminative"):
-        if name in models.names:
+    for name in models.names:
+        if EVAL_MODELS[name].attribution:
             ev["explanations"][name] = explanation_entry(
                 models, name, items.texts, items.labels, list(e.deletion_ks), seed, int(e.explain_examples),
                 lambda ids: decode_pieces(tokenizer, ids), label_names)
