@@ -18,6 +18,7 @@ for name in ${PILOTS:-lr_scale_condition_100 condition_init_token_type}; do
   rm -rf "$dir"
   echo "$(date -u +%FT%TZ) $name: ${levers[$name]} | $(uptime)"
   python -m diffusion_lab +experiment=imdb_gen_clf_cpu classifier=conditional seed=0 logger=csv \
+    classifier.infill_text=noised classifier.infill_weight=0.1 \
     task.baselines=[] ${levers[$name]} hydra.run.dir="$dir" > "$dir.log" 2>&1 &
   pid=$!
   # the CSV logger flushes every 100 steps: the step-175 validation row is on disk by step 200
