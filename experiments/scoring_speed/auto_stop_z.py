@@ -5,7 +5,7 @@
 
 Scores the run's validation reviews once (``--num-draws`` draws in the run's sequential stages) and
 replays the stopping rule for each candidate (``diffusion_lab.classifiers.draws.choose_stop_z``): per z,
-accuracy, agreement with all draws, passes per review. The test split is not read.
+accuracy, agreement with all draws, passes per review. The test split is not scored.
 """
 
 import argparse
