@@ -34,7 +34,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
     cfg, _, clf, _ = load_classifier_run(args.run_dir)
-    cfg.data.max_val = args.n
+    cfg.data.max_val = cfg.datamodule.max_val = args.n  # the run config is saved resolved
     dm = build_datamodule(cfg, cache_dir=None)
     dm.setup()
     batches = list(dm.dataloader("validation"))
