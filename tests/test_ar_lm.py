@@ -184,3 +184,13 @@ def test_autoregressive_generative_classifier_runs_for_2_and_3_classes(gpt2_run,
     assert generative["n"] == 12 and len(generative["confusion_matrix"]) == classes
     assert generative["forward_passes_per_example"] == classes  # exact: no Monte Carlo draws
     assert (out / "predictions.csv").exists()
+
+
+def test_stop_z_auto_on_exact_likelihoods_picks_the_smallest_threshold(gpt2_run):
+    """Exact AR likelihoods have no draws to stop: stop_z=auto records every candidate as fixed K."""
+    results, _ = gpt2_run([*AR, "task=train_classifier", "task.val_draws=1", "eval.max_test=8", "task.baselines=[]",
+                           "classifier.sequential=true", "classifier.stop_z=auto", "classifier.auto_stop_z=[1.0,3.0]"],
+                          "ar_auto_z")
+    assert results["stop_z_chosen"] == 1.0
+    table = results["auto_stop_z"]
+    assert set(table) == {"fixed", "1.0", "3.0"} and table["1.0"] == table["3.0"] == table["fixed"]

@@ -56,6 +56,11 @@ def choose_stop_z(clf, datamodule, num_draws: int, candidates=(1.0, 1.5, 2.0, 2.
     recorded = predict(clf, datamodule.dataloader("validation"), seed=seed, num_draws=num_draws, sequential=True,
                        stop_z=float("inf"), keep_draws=True)
     values = recorded.draw_values
+    if values is None:  # exact likelihoods (autoregressive): no draws, nothing to stop; every z is fixed K
+        guess = recorded.log_joint.argmax(-1)
+        fixed = {"accuracy": float((guess == recorded.labels).double().mean()),
+                 "passes": recorded.forward_passes_per_example, "agreement": 1.0}
+        return candidates[0], {"fixed": fixed, **{z: dict(fixed) for z in candidates}}
     windows = recorded.passes / (~values.isnan()).sum((1, 2)).clamp_min(1)  # passes per (draw, class) entry
 
     def row(stop_z):
