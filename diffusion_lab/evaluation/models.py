@@ -102,9 +102,13 @@ class RunModels:
         self.collate = PadCollator(tokenizer.pad_token_id)
         self.filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
         infill_ok = infill and clf.mode == "conditional" and not clf.autoregressive  # the one-pass readout
-        available = [n for n, kind in EVAL_MODELS.items()
-                     if (kind.source in baselines if kind.source != "generative" else
-                         kind.readout != "infill" or infill_ok)]
+
+        def in_run(kind: EvalModel) -> bool:
+            if kind.source != "generative":
+                return kind.source in baselines
+            return kind.readout != "infill" or infill_ok
+
+        available = [n for n, kind in EVAL_MODELS.items() if in_run(kind)]
         if only:
             unknown = sorted(set(only) - set(available))
             if unknown:
