@@ -134,3 +134,32 @@ def test_the_synthetic_dataset_reloads_through_text_files(synthesized):
     assert reloaded == sorted({" ".join(r["text"].split()) for r in rows})
     names = [splits.label_names[y] for y in [*splits.train["label"], *splits.validation["label"]]]
     assert sorted(names) == sorted(r["label"] for r in rows)
+
+
+def test_the_loop_chooses_on_and_scores_the_configured_readout(tmp_path):
+    """``task.score_model=generative_infill``: every inner run is scored on validation with the one-pass label
+    readout only, the choice reads it, and the test comparison is that readout (one pass per window)."""
+    from diffusion_lab.app import run
+
+    cfg = compose([*TINY, *SYNTH, "task.rounds=1", "task.score_thresholds=[0.0]", "task.score_model=generative_infill",
+                   "classifier.infill_weight=0.5"], tmp_path)
+    results = run(cfg)
+    for name in ("real_only", "round_1/tau_0"):
+        saved = json.loads((tmp_path / name / "results.json").read_text())
+        assert set(saved["validation"]) == {"generative_infill"}
+    assert results["test"]["score_model"] == "generative_infill"
+    assert "generative_infill" in results["chosen"]["chosen_on"]
+    for metrics in results["test"]["models"].values():  # Bayes would spend K draws x 2 classes per window
+        assert metrics["forward_passes_per_example"] == pytest.approx(1.0)
+
+
+def test_a_readout_the_classifier_lacks_is_refused_before_any_training(tmp_path):
+    from diffusion_lab.app import run
+
+    cfg = compose([*TINY, *SYNTH, "classifier=per_class", "task.score_model=generative_infill"], tmp_path)
+    with pytest.raises(ValueError, match="generative_infill.*classifier=conditional"):
+        run(cfg)
+    assert not (tmp_path / "real_only").exists()
+    cfg = compose([*TINY, *SYNTH, "task.score_model=tfidf_lr"], tmp_path / "b")
+    with pytest.raises(ValueError, match="'tfidf_lr' is not a generative readout.*generative, generative_infill"):
+        run(cfg)

@@ -63,6 +63,20 @@ EVAL_MODELS = {
 }
 
 
+def generative_readout(name: str, mode: str, autoregressive: bool) -> EvalModel:
+    """The ``EVAL_MODELS`` entry ``name``, checked to be a readout that a generative classifier of this
+    ``mode`` (conditional | per_class) and objective has; a clear error otherwise (a loop that chooses on
+    it checks this at start-up, before any training)."""
+    readouts = [n for n, k in EVAL_MODELS.items() if k.source == "generative"
+                and (k.readout != "infill" or (mode == "conditional" and not autoregressive))]
+    if name not in readouts:
+        why = (f"{name!r} is not a generative readout" if name not in EVAL_MODELS or
+               EVAL_MODELS[name].source != "generative" else
+               f"{name!r} needs the conditional masked-diffusion classifier (classifier=conditional)")
+        raise ValueError(f"{why}; this classifier's readouts are {', '.join(readouts)}")
+    return EVAL_MODELS[name]
+
+
 @dataclass
 class Scores:
     """``log_joint [N, C]`` float64 (softmax = the model's posterior); generative: ``token_scores``

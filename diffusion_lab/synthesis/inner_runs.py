@@ -3,7 +3,7 @@ sub-config in its own directory under the synthesize run.
 
 The sub-config is the synthesize run's own recipe (model, classifier, masking, trainer, optimizer,
 tokenizer, data) with ``task`` = ``conf/task/train_classifier.yaml`` merged with ``task.train``,
-``task.score_test=false`` (validation only), and ``dataset=text_files`` pointing at the round's
+``task.score_test=false`` (validation only, the readout ``task.score_model``), and ``dataset=text_files`` pointing at the round's
 files: train = real (+ synthetic), val = the real validation file, test = a one-row placeholder
 (the real test split never reaches an inner run). ``max_steps`` fixes the optimizer steps so that
 every configuration trains exactly as long as the real-only one.
@@ -26,6 +26,7 @@ def inner_config(cfg: DictConfig, out_dir: Path, train_path: Path, real, max_ste
     with open_dict(sub):
         sub.task = task
         sub.task.score_test = False
+        sub.task.validation_models = [cfg.task.get("score_model", "generative")]  # the readout chosen on
         sub.dataset = {"_target_": "diffusion_lab.data.text_files.TextFilesSource", "name": "synthesize_round",
                        "train_path": str(train_path), "val_path": str(real.val_path),
                        "test_path": str(real.placeholder_path), "text_column": "text", "label_column": "label",

@@ -8,7 +8,8 @@
    each threshold in ``task.score_thresholds`` a classifier on real + every synthetic text kept so far,
    scored on validation only (``train_classifier`` with ``task.score_test=false``).
    ``task.regenerate_from=previous`` makes the best run of a round the next round's generator.
-3. The (round, threshold) with the best validation accuracy (then NLL) is chosen; ``real_same_size``
+3. The (round, threshold) with the best validation accuracy (then NLL) of the readout
+   ``task.score_model`` is chosen; ``real_same_size``
    adds as many unused real rows as synthetic ones were kept, where the pool allows, same steps.
 4. The test split is read once (``RealData.final_test``) and every configuration is scored on the same
    items (``synthesis.final_scoring``). Outputs: ``synthesis/records.py``.
@@ -23,6 +24,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from diffusion_lab.evaluation.models import generative_readout
 from diffusion_lab.runs import write_results
 from diffusion_lab.synthesis import filters, records
 from diffusion_lab.synthesis.final_scoring import score_configurations
@@ -52,8 +54,8 @@ def build_judge(cfg: DictConfig, default_run_dir: Path, label_names: list[str]):
     return instantiate(node), OmegaConf.to_container(node)
 
 
-def _val(result: dict) -> tuple[float, float]:
-    metrics = result["validation"]["generative"]
+def _val(result: dict, model: str) -> tuple[float, float]:
+    metrics = result["validation"][model]
     return float(metrics["accuracy"]), float(metrics["nll"])
 
 
@@ -76,6 +78,8 @@ def run(cfg: DictConfig) -> dict:
     thresholds = sorted(float(t) for t in task.score_thresholds)
     if not thresholds or int(task.rounds) < 1:
         raise ValueError("task.rounds must be >= 1 and task.score_thresholds must list at least one threshold")
+    score_model = str(task.get("score_model", "generative"))
+    generative_readout(score_model, cfg.classifier.mode, cfg.model.get("objective") == "autoregressive")
     real = RealData(cfg, out)
     base = train_inner(cfg, out / "real_only", real.train_path, real)
     steps = int(base["optimizer_steps"])
@@ -83,7 +87,7 @@ def run(cfg: DictConfig) -> dict:
     screen = filters.SyntheticFilter(real.guard, [t for t, _ in real.train], **task.filters)
     generator_dir = Path(task.generator_run_dir or out / "real_only")
     generators, all_records, table, candidates = {}, [], [], []
-    base_acc, base_nll = _val(base)
+    base_acc, base_nll = _val(base, score_model)
     for r in range(1, int(task.rounds) + 1):
         texts, intended = _generate(generators, generator_dir, cfg, real.label_names, r)
         new = screen.screen(texts, intended, judge.judge(texts, intended), r)
@@ -97,7 +101,7 @@ def run(cfg: DictConfig) -> dict:
             if keep:  # nothing kept: the training set is the real one, already measured
                 train = write_jsonl(run_dir / "train.jsonl",
                                     real.rows(real.train) + [{"text": k["text"], "label": k["intended_label"]} for k in keep])
-                acc, nll = _val(train_inner(cfg, run_dir, train, real, max_steps=steps))
+                acc, nll = _val(train_inner(cfg, run_dir, train, real, max_steps=steps), score_model)
             else:
                 run_dir, (acc, nll) = out / "real_only", (base_acc, base_nll)
             row.update(val_accuracy=acc, val_nll=nll, val_delta_vs_real_only=acc - base_acc)
@@ -116,7 +120,7 @@ def run(cfg: DictConfig) -> dict:
         run_dirs["real_same_size"] = out / "real_same_size"
     test = real.final_test()  # the only read of the test split, after every choice above
     scored = score_configurations(run_dirs, real.validation, test, cfg.classifier.get("num_draws"),
-                                  int(cfg.get("eval", {}).get("seed", 0)))
+                                  int(cfg.get("eval", {}).get("seed", 0)), model=score_model)
     generator_cfg = {"run_dir": str(generator_dir), "regenerate_from": task.regenerate_from,
                      "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "length": task.get("length"),
                      "prompt": task.prompt, "per_class": int(task.per_class), "seed": int(cfg.seed)}
@@ -125,7 +129,7 @@ def run(cfg: DictConfig) -> dict:
     results = {
         "status": "finished", "chosen": {"round": chosen["round"], "threshold": chosen["threshold"],
                                          "synthetic_kept": len(chosen["kept"]), "val_accuracy": chosen["acc"],
-                                         "chosen_on": "validation accuracy, then validation NLL"},
+                                         "chosen_on": f"validation accuracy, then validation NLL, of {score_model}"},
         "test": scored, "real_same_size": "trained" if extra else f"unavailable: {why_not}",
         "rounds": table, "optimizer_steps": steps, "real_train_size": len(real.train), "real_pool": len(real.pool),
         "guard": {"ngram": real.guard.n, "contamination_hits": sum(r["guard_hits"] > 0 for r in all_records),

@@ -148,13 +148,19 @@ def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
 
 
 def _validation_only(cfg, clf, dm, out: Path, steps: int) -> dict:
-    """``task.score_test=false``: the generative model scored on validation only (no baselines), for
-    loops that choose on validation (``task=synthesize``) and must not touch the test split."""
+    """``task.score_test=false``: the generative classifier's readouts in ``task.validation_models``
+    (``evaluation.models.EVAL_MODELS`` names) scored on validation only (no baselines), for loops that
+    choose on validation (``task=synthesize``) and must not touch the test split."""
+    from diffusion_lab.evaluation.models import generative_readout
     from diffusion_lab.metrics.classification import classification_metrics
 
-    val = predict(clf, dm.dataloader("validation"), seed=cfg.task.eval_seed, num_draws=cfg.classifier.num_draws)
-    results = {"status": "finished", "split": "validation", "n_val": len(val.labels), "optimizer_steps": steps,
-               "validation": {"generative": classification_metrics(val.probs, val.labels)},
-               "seed": cfg.seed, "label_names": dm.label_names}
+    metrics, n_val = {}, 0
+    for name in cfg.task.get("validation_models") or ["generative"]:
+        kind = generative_readout(name, clf.mode, clf.autoregressive)
+        kwargs = {"num_draws": cfg.classifier.num_draws} if kind.bayes_generative else {}
+        val = predict(clf, dm.dataloader("validation"), seed=cfg.task.eval_seed, readout=kind.readout, **kwargs)
+        metrics[name], n_val = classification_metrics(val.probs, val.labels), len(val.labels)
+    results = {"status": "finished", "split": "validation", "n_val": n_val, "optimizer_steps": steps,
+               "validation": metrics, "seed": cfg.seed, "label_names": dm.label_names}
     write_results(out, results)
     return results
