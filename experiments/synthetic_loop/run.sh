@@ -5,8 +5,7 @@
 # ddpm_cache 32 steps), the classifier judge (the real-only run judges and generates), judge-score threshold
 # 0.9, 1,000 stratified test reviews scored once at the end. 63 min on 2 cores (shared part of the time).
 # The infill settings are the preset's from before it moved to visible/0.5, as measured.
-# The issue's full size: add task.rounds=2 task.score_thresholds='[0.6,0.9]' eval.max_test=2000
-# data.long_text=windows trainer.max_steps=350 (several hours here).
+# The issue's size (two rounds, two thresholds, whole reviews, 2,000 test reviews): full.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -18,13 +17,4 @@ python -m diffusion_lab +experiment=imdb_gen_clf_cpu task=synthesize \
   judge=classifier judge.model=generative sampler=ddpm_cache sampler.steps=32 data.long_text=truncate \
   trainer.max_steps=200 trainer.val_check_interval=100 eval.max_test=1000 data.max_val=300 \
   seed=0 logger=csv hydra.run.dir="$OUT" "$@"
-python - "$OUT" <<'PY'
-import json, sys
-r = json.load(open(f"{sys.argv[1]}/results.json"))
-print(open(f"{sys.argv[1]}/rounds.md").read())
-print("chosen:", r["chosen"], "| real_same_size:", r["real_same_size"], "| guard:", r["guard"])
-for name, m in r["test"]["models"].items():
-    print(f"{name:20s} acc {m['accuracy']:.4f} [{m['accuracy_ci95'][0]:.4f}, {m['accuracy_ci95'][1]:.4f}]"
-          f" nll {m['nll']:.4f} ece {m['ece']:.4f} -> {m['ece_after_ts']:.4f} (n={m['n']})")
-print("McNemar p vs real_only:", r["test"]["mcnemar_p_vs_real_only"])
-PY
+python experiments/synthetic_loop/summarize.py "$OUT"
