@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Issue 11 ablation: one lever at a time from today's recipe (experiment=scratch_lm: IMDB, 64 tokens, BPE 4,096)
 # at a fixed wall-clock budget, then summarize.py prints steps, tokens/s, validation bound per token and its
-# distance below the unigram cross-entropy. Run on an IDLE machine (2 cores); record `uptime` with the table.
+# distance below the unigram cross-entropy. Run on an IDLE machine (2 cores); each row records `uptime`'s load
+# at its start and end in rows/NAME.json (committed), and rows already there are skipped (FORCE=1 reruns).
 #   bash experiments/scratch_recipe/run.sh                                   # 30 minutes per row
 #   ONLY="baseline ema" BUDGET=00:00:00:10 EXTRA="dataset=synthetic_sentiment ~dataset.use_unsup data.lm_use_unsup=false data.max_length=16 tokenizer.vocab_size=300 \
-#     data.max_val=16 trainer.val_check_interval=4" bash experiments/scratch_recipe/run.sh   # seconds-long check
+#     data.max_val=16 trainer.val_check_interval=4 task.sample_length=16" bash experiments/scratch_recipe/run.sh   # seconds-long check
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUDGET=${BUDGET:-00:00:30:00}
@@ -23,11 +24,18 @@ declare -A ROWS=(
   [subs]="+model.subs=true"
 )
 ORDER=(${ONLY:-baseline modernbert no_dropout cramming_adamw budget_triangle ema rate_window subs})
-uptime | tee "$OUT/uptime_start.txt"
+# Finished rows are committed as rows/NAME.json (the ablation spans sessions; run dirs are not kept) and are
+# not rerun; seconds-long checks (EXTRA set) write theirs under $OUT/rows instead.
+if [ -z "$EXTRA" ]; then ROWS_DIR=${ROWS_DIR:-experiments/scratch_recipe/rows}; else ROWS_DIR=${ROWS_DIR:-$OUT/rows}; fi
+load() { uptime | sed 's/.*load average: //'; }
 for name in "${ORDER[@]}"; do
+  if [ -z "${FORCE:-}" ] && [ -f "$ROWS_DIR/$name.json" ]; then
+    echo "row $name: $ROWS_DIR/$name.json exists (FORCE=1 reruns it)"; continue
+  fi
+  start=$(load)
   # shellcheck disable=SC2086
   python -m diffusion_lab +experiment=scratch_lm trainer.max_time="$BUDGET" seed="$SEED" logger=csv \
     ${ROWS[$name]} $EXTRA hydra.run.dir="$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "row $name failed: $OUT/$name.log"
+  python experiments/scratch_recipe/summarize.py --rows "$ROWS_DIR" row "$OUT" "$name" --load-start "$start" --load-end "$(load)"
 done
-uptime | tee "$OUT/uptime_end.txt"
-python experiments/scratch_recipe/summarize.py "$OUT" "${ORDER[@]}"
+python experiments/scratch_recipe/summarize.py --rows "$ROWS_DIR" table "${ORDER[@]}"
