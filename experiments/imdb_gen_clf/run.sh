@@ -26,3 +26,7 @@ log "end init_only"
 python -m diffusion_lab +experiment=imdb_gen_clf_cpu classifier=conditional seed=0 logger=csv 'task.baselines=[tfidf_lr]' \
     hydra.run.dir="$OUT/infill_visible_w05" "$@" > "$OUT/infill_visible_w05.log" 2>&1
 log "end infill_visible_w05"
+log "start per_class"
+python -m diffusion_lab +experiment=imdb_gen_clf_cpu classifier=per_class seed=0 logger=csv 'task.baselines=[tfidf_lr]' \
+    hydra.run.dir="$OUT/per_class" "$@" > "$OUT/per_class.log" 2>&1
+log "end per_class"
