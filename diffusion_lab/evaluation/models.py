@@ -63,12 +63,17 @@ EVAL_MODELS = {
 }
 
 
+def has_readout(kind: EvalModel, mode: str, autoregressive: bool) -> bool:
+    """Whether a generative classifier of this ``mode`` and objective has readout ``kind``: every one has
+    Bayes' rule; only the conditional masked-diffusion model has the label token to infill in one pass."""
+    return kind.readout != "infill" or (mode == "conditional" and not autoregressive)
+
+
 def generative_readout(name: str, mode: str, autoregressive: bool) -> EvalModel:
     """The ``EVAL_MODELS`` entry ``name``, checked to be a readout that a generative classifier of this
     ``mode`` (conditional | per_class) and objective has; a clear error otherwise (a loop that chooses on
     it checks this at start-up, before any training)."""
-    readouts = [n for n, k in EVAL_MODELS.items() if k.source == "generative"
-                and (k.readout != "infill" or (mode == "conditional" and not autoregressive))]
+    readouts = [n for n, k in EVAL_MODELS.items() if k.source == "generative" and has_readout(k, mode, autoregressive)]
     if name not in readouts:
         why = (f"{name!r} is not a generative readout" if name not in EVAL_MODELS or
                EVAL_MODELS[name].source != "generative" else
@@ -115,12 +120,10 @@ class RunModels:
         self.num_draws = int(k)
         self.collate = PadCollator(tokenizer.pad_token_id)
         self.filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
-        infill_ok = infill and clf.mode == "conditional" and not clf.autoregressive  # the one-pass readout
-
         def in_run(kind: EvalModel) -> bool:
             if kind.source != "generative":
                 return kind.source in baselines
-            return kind.readout != "infill" or infill_ok
+            return (infill or kind.readout != "infill") and has_readout(kind, clf.mode, clf.autoregressive)
 
         available = [n for n, kind in EVAL_MODELS.items() if in_run(kind)]
         if only:
