@@ -193,3 +193,28 @@ def test_sparse_biases_pass_gradients_to_both_bias_tables():
     grads = model.condition_bias.weight.grad
     assert grads[0].abs().sum() > 0 and grads[1].abs().sum() > 0 and grads[2].abs().sum() == 0
     torch.testing.assert_close(grads[0] + grads[1], model.output_bias.grad)
+
+
+def test_per_class_models_of_a_headless_checkpoint_start_from_one_set_of_weights(tmp_path):
+    """MiniLM-style checkpoints get a random new MLM head per build; per_class must not draw one per class."""
+    from transformers import BertTokenizerFast
+
+    from diffusion_lab.classifiers.build import per_class_lms
+    from tests.conftest import compose
+
+    BertModel(BertConfig(vocab_size=90, **SIZES)).save_pretrained(tmp_path / "encoder_only")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(85)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    cfg = compose(["task=train_classifier", "model=minilm", "classifier=per_class", "model.sha256=null",
+                   f"model.pretrained={tmp_path / 'encoder_only'}", "data.max_length=16"])
+    lms = per_class_lms(cfg, tokenizer, num_classes=3)["lms"]
+    assert lms[0].backbone.head_is_new
+    first = lms[0].state_dict()
+    assert {k for k in first if "cls.predictions.transform" in k}  # the new (random) head is in the state
+    for lm in lms[1:]:
+        assert lm is not lms[0]
+        for key, value in lm.state_dict().items():
+            torch.testing.assert_close(value, first[key], msg=key)
+        assert lm.backbone.model.get_output_embeddings().weight.data_ptr() == \
+            lm.backbone.model.get_input_embeddings().weight.data_ptr()  # loading kept each model's own tie

@@ -55,9 +55,16 @@ def conditional_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
 
 
 def per_class_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
-    """``classifier.mode=per_class``: one language model per class, each trained only on its class."""
-    return {"mode": "per_class", "lms": [build_lm(cfg, tokenizer) for _ in range(num_classes)],
-            "label_token_ids": None, "nolabel_token_id": None}
+    """``classifier.mode=per_class``: one language model per class, each trained only on its class.
+
+    All of them start from the first one's weights: random weights (a random-init model, or the new MLM
+    head of a head-less checkpoint such as MiniLM's) drawn once per class would add a context term
+    ``log p_c(x) - log p_c'(x)`` that is pure initialisation noise and does not cancel between classes.
+    Only what is trained on each class's data (and its unigram bias, set later) tells them apart."""
+    lms = [build_lm(cfg, tokenizer) for _ in range(num_classes)]
+    for lm in lms[1:]:
+        lm.load_state_dict(lms[0].state_dict())
+    return {"mode": "per_class", "lms": lms, "label_token_ids": None, "nolabel_token_id": None}
 
 
 def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[float]) -> GenerativeClassifier:
