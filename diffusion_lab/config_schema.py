@@ -163,6 +163,7 @@ def validate(cfg: DictConfig) -> None:
         )
     _check_sample_length(cfg)
     _check_unlabelled_text(cfg)
+    _check_schedule_horizon(cfg)
     _check_pretrained_reachable(cfg)
     for section in ("masking", "sampler"):
         if section in cfg and cfg[section] is not None:
@@ -194,6 +195,25 @@ def _check_unlabelled_text(cfg: DictConfig) -> None:
             "data.lm_use_unsup=true adds unlabelled text (label -1), which task=train_classifier cannot train on; "
             "set data.lm_use_unsup=false, or train a language model on it first (task=train_lm) and start the "
             "classifier from that run with model.init_from=<run dir>"
+        )
+
+
+def _check_schedule_horizon(cfg: DictConfig) -> None:
+    """A step-based LR schedule (warmup_cosine) needs a step count; with trainer.max_steps=-1 and
+    trainer.max_epochs=-1 only a clock-based one (budget_triangle, over trainer.max_time) has a horizon.
+    Checked here so the run fails before its data is tokenized, not at its first optimizer step."""
+    task, trainer, scheduler = cfg.get("task"), cfg.get("trainer"), cfg.get("scheduler")
+    if task is None or trainer is None or scheduler is None or task.get("name") not in ("train_lm", "train_classifier"):
+        return
+    if trainer.get("max_steps", -1) != -1 or trainer.get("max_epochs") != -1:
+        return
+    from diffusion_lab.optim import _takes
+
+    if not _takes(instantiate(scheduler), "trainer"):
+        raise ConfigError(
+            f"scheduler {scheduler.get('_target_')} decays over a number of steps, but trainer.max_steps=-1 and "
+            "trainer.max_epochs=-1 give none; set trainer.max_steps, or use scheduler=budget_triangle with "
+            "trainer.max_time (it decays over the wall-clock budget)"
         )
 
 

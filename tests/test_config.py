@@ -71,3 +71,12 @@ def test_pretrained_experiment_offline_stops_at_once_naming_the_options(tmp_path
                           capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
     assert proc.returncode == 2
     assert "imdb_gen_clf_cpu" in proc.stderr and "model.pretrained=<local folder" in proc.stderr
+
+
+@pytest.mark.parametrize("task", ["train_lm", "train_classifier"])
+def test_a_step_schedule_without_a_step_count_fails_at_start_up(task, tmp_path):
+    budget_only = [f"task={task}", "trainer.max_steps=-1", "trainer.max_epochs=-1", "trainer.max_time=00:00:01:00"]
+    with pytest.raises(ConfigError, match="scheduler=budget_triangle"):
+        validate(compose([*budget_only, "scheduler=warmup_cosine"], tmp_path))
+    validate(compose([*budget_only, "scheduler=budget_triangle"], tmp_path))  # it decays over max_time
+    validate(compose([f"task={task}", "trainer.max_steps=10", "trainer.max_epochs=-1", "scheduler=warmup_cosine"], tmp_path))
