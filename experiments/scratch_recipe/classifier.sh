@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue 11, stage 2: the class-conditional classifier (task=train_classifier via experiment=scratch_pretrained)
+# started from a finished LM row of run.sh, trained with that row's recipe for the same 3,500 steps, then scored
+# on 2,000 test reviews (64 tokens) with the discriminative model of the same steps and TF-IDF + LR; then the
+# same classifier at its initialisation (the LM's weights, class biases at the training unigram statistics:
+# the naive-Bayes start) on the same items, McNemar against the trained one. Run on an IDLE machine.
+#   LM=experiments/scratch_recipe/runs/best RECIPE="..." bash experiments/scratch_recipe/classifier.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LM=${LM:-experiments/scratch_recipe/runs/best}
+RECIPE=${RECIPE:-optimizer=cramming trainer.gradient_clip_val=0.5 masking.train_min_rate=0.1 masking.train_max_rate=0.9}
+OUT=${OUT:-experiments/scratch_recipe/runs/classifier}
+EXTRA=${EXTRA:-}
+mkdir -p "$(dirname "$OUT")"
+load() { uptime | sed 's/.*load average: //'; }
+echo "start $(date +%T) load $(load)"
+# shellcheck disable=SC2086
+python -m diffusion_lab +experiment=scratch_pretrained model=roberta_tiny model.init_from="$LM" $RECIPE seed=0 \
+  logger=csv $EXTRA hydra.run.dir="$OUT" > "$OUT.log" 2>&1
+echo "trained $(date +%T) load $(load)"
+python experiments/imdb_gen_clf/init_only.py "$OUT" --n "${N_INIT:-2000}" --out "$OUT/init_only.json"
+echo "end $(date +%T) load $(load)"
