@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -122,26 +123,35 @@ def check_launcher_in_sweep(trainer: L.Trainer) -> None:
 
 def unigram_init(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> bool:
     """A fresh run's initialisation: the unigram biases below, then ``model.init_from=<train_lm run>``
-    (``models/init_from.py``: the LM's backbone weights, condition biases kept from here)."""
-    done = unigram_biases(cfg, dm, backbones, num_classes)
+    (``models/init_from.py``: the LM's backbone weights). The naive-Bayes class term survives the LM's
+    weights in both layouts: a conditional model's ``condition_bias`` is not in the LM, and each
+    per_class model gets ``log p(w | c) - log p(w)`` added back to its output bias (which the LM's
+    replaced), so model ``c`` starts as ``LM + log p(w | c) - log p(w)``, the conditional start's logits."""
+    stats = unigram_biases(cfg, dm, backbones, num_classes)
     if cfg.model.get("init_from"):
         from diffusion_lab.models.init_from import init_from_run
 
         init_from_run(cfg.model.init_from, backbones, dm.tokenizer)
-    return done
+        if stats is not None and len(backbones) > 1:
+            log_p, log_p_cond = stats
+            with torch.no_grad():
+                for c, backbone in enumerate(backbones):
+                    backbone.output_bias += (log_p_cond[c] - log_p).to(backbone.output_bias)
+    return stats is not None
 
 
-def unigram_biases(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> bool:
+def unigram_biases(cfg: DictConfig, dm, backbones: list, num_classes: int = 0):
     """Start output biases at the training set's unigram statistics (``model.unigram_init``).
 
     One backbone: ``log p(w)`` (+ ``log p(w | c)`` rows when ``num_classes``); one per class
     (``per_class`` classifier): backbone ``c`` gets ``log p(w | c)``. Skipped for a pretrained model
     that brings its own LM head (its bias is trained); a new head (``head_is_new``) gets it.
+    Returns ``(log p(w), log p(w | c))``, or None when skipped.
     """
     if not cfg.model.get("unigram_init", False):
-        return False
+        return None
     if cfg.model.get("pretrained") and not all(getattr(b, "head_is_new", False) for b in backbones):
-        return False
+        return None
     from diffusion_lab.models.unigram import unigram_log_probs
 
     train = dm.datasets["train"]
@@ -152,4 +162,4 @@ def unigram_biases(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -
     else:
         for c, backbone in enumerate(backbones):
             backbone.init_unigram(log_p_cond[c])
-    return True
+    return log_p, log_p_cond

@@ -234,3 +234,31 @@ def test_classifier_starts_from_an_lm_run_and_refuses_a_mismatch(tiny_run, tmp_p
         _run_without_bpe_size([*CLF, *init, "model.backbone.hidden_size=48"], tmp_path / "bad_size")
     with pytest.raises(ValueError, match="task=train_lm run"):
         _run_without_bpe_size([*CLF, init[0], f"model.init_from={clf_dir}", *init[2:]], tmp_path / "bad_kind")
+
+
+def test_per_class_models_keep_their_naive_bayes_term_over_the_lm_weights(tiny_run):
+    """``model.init_from`` copies the LM's output bias into every backbone; a per_class model's class term
+    lives in that bias, so each class model must start as the LM's bias + ``log p(w | c) - log p(w)``
+    (before the fix both class models were the LM: identical, a 50% classifier at initialisation)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from diffusion_lab.builders import build_backbone, unigram_init
+    from diffusion_lab.models.init_from import lm_backbone_state
+    from diffusion_lab.models.unigram import unigram_log_probs
+    from tests.conftest import TINY, compose
+
+    _, lm_dir = tiny_run(["trainer.max_steps=2"], "lm")
+    tok = AutoTokenizer.from_pretrained(str(lm_dir / "tokenizer"))
+    cfg = compose([*TINY, "model.unigram_init=true", f"+model.init_from={lm_dir}"])
+    backbones = [build_backbone(cfg, tok) for _ in range(2)]
+    ids = [tok("a good film, a good cast")["input_ids"], tok("a bad plot and bad acting")["input_ids"]]
+    dm = SimpleNamespace(datasets={"train": {"input_ids": ids, "label": [0, 1]}}, tokenizer=tok)
+    assert unigram_init(cfg, dm, backbones, num_classes=2)
+    lm_bias = lm_backbone_state(lm_dir)[0]["output_bias"]
+    log_p, log_p_cond = unigram_log_probs(ids, [0, 1], len(tok), 2)
+    for c, backbone in enumerate(backbones):
+        torch.testing.assert_close(backbone.output_bias.detach(), lm_bias + log_p_cond[c] - log_p)
+    good = tok.convert_tokens_to_ids(tok.tokenize(" good"))[0]
+    assert backbones[0].output_bias[good] > backbones[1].output_bias[good]  # the class term survived

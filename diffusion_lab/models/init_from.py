@@ -6,7 +6,8 @@ backbone of the new run. Vocabulary-sized tensors (word embeddings, LM-head deco
 ``output_bias``) may have more rows in the new run, the label tokens the conditional classifier adds
 after the LM's vocabulary; those rows keep their fresh initialisation. The condition embedding and
 bias do not exist in an unconditional LM and stay as initialised (zeros, or the naive-Bayes
-``log p(w | c) - log p(w)`` of ``model.unigram_init``, which runs first).
+``log p(w | c) - log p(w)`` of ``model.unigram_init``, which runs first). A per_class model has no
+condition bias: ``builders.unigram_init`` adds its class's term back onto the LM's output bias.
 
 The tokenizer must be the LM run's (``tokenizer=pretrained tokenizer.name_or_path=<run>/tokenizer``, as
 ``experiment=scratch_pretrained`` sets): every token of the LM's vocabulary must have the same id here.
