@@ -48,10 +48,17 @@ def main() -> None:
     p = predict(fresh, dm.dataloader("test"), seed=cfg.task.eval_seed + 1, num_draws=k)
     init_correct = p.log_joint.argmax(1) == p.labels
     trained_correct = windowed_correct(args.run_dir, "generative", p.labels, results["label_names"])
+    # every trained generative readout (Bayes, infill, hybrid) against the same start, paired on the same items
+    by_readout = {}
+    for name in (m for m in results["models"] if m.startswith("generative")):
+        correct = windowed_correct(args.run_dir, name, p.labels, results["label_names"])
+        by_readout[name] = {"trained_accuracy_same_items": float(correct.float().mean()),
+                            "mcnemar_p_vs_init": mcnemar_pvalue(init_correct, correct)}
     out = {"n": len(p.labels), "num_draws": k,
            "init_only": {**classification_metrics(p.probs, p.labels), "forward_passes_per_example": p.forward_passes_per_example},
            "trained_accuracy_same_items": float(trained_correct.float().mean()),
-           "mcnemar_p": mcnemar_pvalue(init_correct, trained_correct)}
+           "mcnemar_p": mcnemar_pvalue(init_correct, trained_correct),
+           "trained_readouts": by_readout}
     print(json.dumps(out, indent=2, default=float))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2, default=float))
