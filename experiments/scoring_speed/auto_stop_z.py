@@ -31,16 +31,20 @@ def main():
     ap.add_argument("--candidates", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     ap.add_argument("--max-accuracy-drop", type=float, default=0.0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--long-text", choices=["truncate", "windows"],
+                    help="override the run's data.long_text (as run.py --long-text, to choose z in the scored setting)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     cfg, _, clf, _ = load_classifier_run(args.run_dir)
+    if args.long_text:
+        cfg.datamodule.long_text = args.long_text
     dm = build_datamodule(cfg, cache_dir=args.run_dir)
     dm.setup()
     start = time.perf_counter()
     chosen, table = choose_stop_z(clf, dm, args.num_draws, args.candidates, args.max_accuracy_drop,
                                   seed=cfg.task.eval_seed)
     row = {"run_dir": str(args.run_dir), "num_draws": args.num_draws, "stage_draws": clf.hparams.get("stage_draws"),
-           "n_val": len(dm.datasets["validation"]), "max_accuracy_drop": args.max_accuracy_drop,
+           "n_val": len(dm.datasets["validation"]), "long_text": dm.long_text, "max_accuracy_drop": args.max_accuracy_drop,
            "chosen": chosen, "table": {str(k): v for k, v in table.items()},
            "wall_s": time.perf_counter() - start, "load_after": os.getloadavg()}
     print(json.dumps(row, indent=1), flush=True)
