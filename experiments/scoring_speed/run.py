@@ -54,7 +54,7 @@ def profile_pass(clf, disc, batch, reps: int = 5) -> dict:
 
 def load_items(run_dir: Path, cfg, n: int, long_text: str | None = None):
     """The ``n`` stratified test items; ``long_text`` overrides the run's policy (``truncate``: the first
-    ``max_length`` tokens, one window per item, so K = 16 on 2,000 items fits a CPU session)."""
+    ``max_length`` tokens, one window per item, about a third of the passes of whole reviews)."""
     cfg.datamodule.cache_dir = None
     cfg.datamodule.max_test = n
     if long_text:
@@ -157,7 +157,7 @@ def main() -> None:
         if isinstance(model, torch.nn.Module):
             model.to(args.device)
     batches = load_items(args.run_dir, cfg, args.n, args.long_text)
-    results = []
+    results, lines = [], []
     profile = profile_pass(clf, baselines.get("discriminative"), batches[0])
     print(json.dumps({"profile": profile, "load": os.getloadavg()}), flush=True)
     for name, model, kwargs in rows_to_run(args, clf, baselines):
@@ -176,8 +176,8 @@ def main() -> None:
                         "load_after": os.getloadavg()[0],
                         "correct": (p.probs.argmax(-1) == p.labels).tolist()})
         print(json.dumps({k: v for k, v in results[-1].items() if k != "correct"}), flush=True)
-        write_report(args, cfg, profile, results)  # after every row: a stopped run keeps its finished rows
-    print("\n".join(write_report(args, cfg, profile, results)))
+        lines = write_report(args, cfg, profile, results)  # after every row: a stopped run keeps its finished rows
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
