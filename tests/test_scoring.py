@@ -118,6 +118,28 @@ def test_sequential_rule_returns_the_exact_argmax_and_stops_early_on_easy_items(
     assert torch.equal(again.passes, scores.passes) and torch.equal(again.log_lik, scores.log_lik)
 
 
+def test_sequential_plan_keeps_a_first_stage_for_the_standard_error_then_steps_of_stage_draws():
+    from diffusion_lab.classifiers.sequential import stage_plan
+
+    assert stage_plan(8, 2, True, False, 1) == [2, 1, 1, 1, 1, 1, 1]
+    assert stage_plan(8, 2, True, False, None) == [2, 2, 2, 2]
+    assert stage_plan(9, 2, True, False, 3) == [2, 3, 3, 1]
+    assert stage_plan(8, 2, False, False, 1) == [8] and stage_plan(8, 2, False, True, 1) == [2, 6]
+
+
+def test_sequential_rule_with_single_draw_stages_stops_at_any_draw_count_and_keeps_the_argmax():
+    tables = _tables(2, seed=1, spread=1.0)
+    clf = per_class_clf(tables)
+    x = torch.cat([_sample(tables[0], 6, 40, 0), _sample(tables[1], 6, 40, 1)])
+    exact = torch.stack([t[x].sum(1) for t in tables], 1).double()
+    scores = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=64, sequential=True, stop_z=3.0,
+                                   first_stage_draws=2, stage_draws=1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(scores.log_lik.argmax(1), exact.argmax(1))
+    draws = scores.draws.max(1).values
+    assert (draws >= 2).all() and (draws < 64).any()
+    assert (draws % 2 == 1).any()  # stopped after an odd number of draws: a stage of one draw decided it
+
+
 def test_per_item_pruning_never_drops_the_true_best_class():
     tables = _tables(4, seed=2, spread=1.5)
     clf = per_class_clf(tables)

@@ -25,12 +25,14 @@ import torch
 def stage_plan(num_draws: int, first_stage_draws: int, sequential: bool, prune: bool,
                stage_draws: int | None = None) -> list[int]:
     """Draws per stage, summing to ``num_draws``: fixed K is one stage; pruning without sequential
-    stopping is ``[first_stage_draws, rest]``; sequential is stages of ``stage_draws`` (default the
-    first stage's size)."""
+    stopping is ``[first_stage_draws, rest]``; sequential is ``first_stage_draws`` (at least two give
+    the first standard error) then stages of ``stage_draws`` (default the first stage's size): a
+    ``stage_draws`` of 1 decides after every draw once the first stage is in."""
     if sequential:
-        size = max(int(stage_draws or first_stage_draws), 1)
-        plan = [size] * (num_draws // size)
-        return plan + ([num_draws % size] if num_draws % size else [])
+        first = min(max(int(first_stage_draws), 1), num_draws)
+        size = max(int(stage_draws or first), 1)
+        rest = num_draws - first
+        return [first] + [size] * (rest // size) + ([rest % size] if rest % size else [])
     if prune and num_draws > first_stage_draws:
         return [first_stage_draws, num_draws - first_stage_draws]
     return [num_draws]
