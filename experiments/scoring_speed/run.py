@@ -4,7 +4,10 @@
 
 Rows: discriminative (if the run trained it), Bayes with fixed K (``--ks``), Bayes sequential
 (``--stop-z``, at most ``--max-draws``), infill and hybrid (conditional runs), and the original recipe
-(``estimator=seed_mean_loss``, 5 independent 15% masks per class). Each row: accuracy [95% CI], NLL,
+(``estimator=seed_mean_loss``, 5 independent 15% masks per class); ``--last-ks`` fixed-K rows after all of
+those (the costliest last: a stopped run keeps the rest); ``--bf16-pair`` the discriminative model and
+Bayes K=1 again under bfloat16 autocast (``classifier.score_precision=bf16``), each row's pass rate taken
+against the discriminative row of its own precision. Each row: accuracy [95% CI], NLL,
 examples/s, forward passes per item. Items: a stratified random subset of the run's test split
 (``eval.max_test`` semantics, the run's seed); the windowing policy is the run's. Writes
 ``results.json``, ``table.md`` and ``accuracy_vs_passes.png`` into ``--out``. Run it alone on an idle
@@ -66,21 +69,31 @@ def load_items(run_dir: Path, cfg, n: int, long_text: str | None = None):
     return list(dm.dataloader("test"))  # materialised once: every row scores the same batches
 
 
-def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict]]:
+def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict, dict]]:
+    """``(name, model, predict kwargs, hparams set for the row)`` in the order they run."""
     rows = []
+    fixed = {"adaptive": False, "sequential": False}
     if "discriminative" in baselines:
-        rows.append(("discriminative", baselines["discriminative"], {}))
+        rows.append(("discriminative", baselines["discriminative"], {}, {}))
     for k in args.ks:
-        rows.append((f"bayes K={k}", clf, {"num_draws": k, "adaptive": False, "sequential": False}))
-    rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}", clf,
-                 {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z}))
+        rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}))
+    stage = f" stages of {args.stage_draws}" if args.stage_draws else ""
+    rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}{stage}", clf,
+                 {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z},
+                 {"stage_draws": args.stage_draws} if args.stage_draws else {}))
     if clf.mode == "conditional" and not clf.autoregressive:
-        rows.append(("infill", clf, {"readout": "infill"}))
+        rows.append(("infill", clf, {"readout": "infill"}, {}))
         rows.append((f"hybrid p<{args.hybrid_threshold} -> K={args.hybrid_draws}", clf,
                      {"readout": "hybrid", "hybrid_threshold": args.hybrid_threshold,
-                      "num_draws": args.hybrid_draws, "adaptive": False}))
+                      "num_draws": args.hybrid_draws, "adaptive": False}, {}))
     if args.original and not clf.autoregressive:
-        rows.append(("seed_mean_loss (15%, 5 draws/class)", clf, {"estimator": "seed_mean_loss", "seed_draws": 5}))
+        rows.append(("seed_mean_loss (15%, 5 draws/class)", clf, {"estimator": "seed_mean_loss", "seed_draws": 5}, {}))
+    if args.bf16_pair:
+        if "discriminative" in baselines:
+            rows.append(("discriminative bf16", baselines["discriminative"], {}, {"precision": "bf16"}))
+        rows.append(("bayes K=1 bf16", clf, {"num_draws": 1, **fixed}, {"score_precision": "bf16"}))
+    for k in args.last_ks:
+        rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}))
     return rows
 
 
@@ -108,9 +121,10 @@ def plot(rows: list[dict], path: Path) -> None:
 def write_report(args, cfg, profile: dict, results: list[dict]) -> list[str]:
     """``results.json``, ``table.md`` and the plot for the rows so far; returns the table's lines."""
     # the goal's yardstick: passes per second of each row over the discriminative model's, same run
-    ref = next((r for r in results if r["name"] == "discriminative"), None)
+    refs = {r["precision"]: r for r in results if r["name"].startswith("discriminative")}
     k8 = next((r for r in results if r["name"] == "bayes K=8"), None)
     for r in results:
+        ref = refs.get(r["precision"])
         r["pass_rate_vs_discriminative"] = (r["examples_per_s"] * r["passes_per_item"]
                                             / (ref["examples_per_s"] * ref["passes_per_item"])) if ref else None
         r["mcnemar_p_vs_bayes_k8"] = mcnemar_pvalue(r["correct"], k8["correct"]) if k8 and r is not k8 else None
@@ -138,13 +152,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--ks", type=int, nargs="*", default=[1, 2, 4, 8, 16])
     parser.add_argument("--max-draws", type=int, default=16)
     parser.add_argument("--stop-z", type=float, default=3.0)
     parser.add_argument("--hybrid-threshold", type=float, default=0.9)
     parser.add_argument("--hybrid-draws", type=int, default=8)
     parser.add_argument("--original", action=argparse.BooleanOptionalAction, default=True,
                         help="the seed_mean_loss row (the original 15%%-mask recipe)")
+    parser.add_argument("--last-ks", type=int, nargs="*", default=[], help="fixed-K rows run after all others")
+    parser.add_argument("--stage-draws", type=int,
+                        help="the sequential row's draws per stage after the first (default: the run's)")
+    parser.add_argument("--bf16-pair", action="store_true",
+                        help="discriminative and Bayes K=1 again under bfloat16 autocast")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--long-text", choices=["truncate", "windows"],
                         help="override the run's data.long_text for the scored items (default: the run's)")
@@ -160,19 +179,28 @@ def main() -> None:
     results, lines = [], []
     profile = profile_pass(clf, baselines.get("discriminative"), batches[0])
     print(json.dumps({"profile": profile, "load": os.getloadavg()}), flush=True)
-    for name, model, kwargs in rows_to_run(args, clf, baselines):
-        predict(model, batches[:1], seed=args.seed, **kwargs)  # warm-up (kernels, allocator)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        p = predict(model, batches, seed=args.seed, **kwargs)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - start
+    for name, model, kwargs, setting in rows_to_run(args, clf, baselines):
+        saved = {k: clf.hparams.get(k) for k in setting if k != "precision"}  # restored after the row
+        clf.hparams.update({k: setting[k] for k in saved})
+        load_before = os.getloadavg()[0]
+        precision = setting.get("precision", setting.get("score_precision", "32"))
+        # the discriminative model has no score_precision of its own: the same autocast around it
+        cast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled="precision" in setting)
+        with cast:
+            predict(model, batches[:1], seed=args.seed, **kwargs)  # warm-up (kernels, allocator)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            p = predict(model, batches, seed=args.seed, **kwargs)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+        clf.hparams.update(saved)
         m = classification_metrics(p.probs, p.labels)
         results.append({"name": name, "n": m["n"], "accuracy": m["accuracy"], "ci95": m["accuracy_ci95"],
                         "nll": m["nll"], "examples_per_s": len(p.labels) / wall,
                         "passes_per_item": p.forward_passes_per_example, "wall_s": wall, "seed": args.seed,
+                        "precision": precision, "load_before": load_before,
                         "load_after": os.getloadavg()[0],
                         "correct": (p.probs.argmax(-1) == p.labels).tolist()})
         print(json.dumps({k: v for k, v in results[-1].items() if k != "correct"}), flush=True)
