@@ -100,21 +100,26 @@ def test_device_masks_are_reproducible_from_the_seed():
         assert not torch.equal(a.masked, c.masked)
 
 
-def test_sequential_rule_returns_the_exact_argmax_and_stops_early_on_easy_items():
+def _sequential_on_two_context_free_classes(**kwargs):
+    """``(scores, exact log-likelihoods)``: 64 sequential draws at z = 3 on 12 items of two table LMs."""
     tables = _tables(2, seed=1, spread=1.0)
     clf = per_class_clf(tables)
     x = torch.cat([_sample(tables[0], 6, 40, 0), _sample(tables[1], 6, 40, 1)])
     exact = torch.stack([t[x].sum(1) for t in tables], 1).double()
     scores = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=64, sequential=True, stop_z=3.0,
-                                   stage_draws=4, generator=torch.Generator().manual_seed(0))
+                                   generator=torch.Generator().manual_seed(0), **kwargs)
+    return scores, exact
+
+
+def test_sequential_rule_returns_the_exact_argmax_and_stops_early_on_easy_items():
+    scores, exact = _sequential_on_two_context_free_classes(stage_draws=4)
     assert torch.equal(scores.log_lik.argmax(1), exact.argmax(1))
     easy = (exact[:, 0] - exact[:, 1]).abs() > 10
     assert easy.any()
     assert (scores.passes[easy] < 64 * 2).all()  # decided before num_draws
     assert scores.passes.max() <= 64 * 2 and scores.forward_passes < 64 * 2
     # the same seed gives the same decisions
-    again = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=64, sequential=True, stop_z=3.0,
-                                  stage_draws=4, generator=torch.Generator().manual_seed(0))
+    again, _ = _sequential_on_two_context_free_classes(stage_draws=4)
     assert torch.equal(again.passes, scores.passes) and torch.equal(again.log_lik, scores.log_lik)
 
 
@@ -128,12 +133,7 @@ def test_sequential_plan_keeps_a_first_stage_for_the_standard_error_then_steps_o
 
 
 def test_sequential_rule_with_single_draw_stages_stops_at_any_draw_count_and_keeps_the_argmax():
-    tables = _tables(2, seed=1, spread=1.0)
-    clf = per_class_clf(tables)
-    x = torch.cat([_sample(tables[0], 6, 40, 0), _sample(tables[1], 6, 40, 1)])
-    exact = torch.stack([t[x].sum(1) for t in tables], 1).double()
-    scores = class_log_likelihoods(clf, x, torch.ones_like(x), num_draws=64, sequential=True, stop_z=3.0,
-                                   first_stage_draws=2, stage_draws=1, generator=torch.Generator().manual_seed(0))
+    scores, exact = _sequential_on_two_context_free_classes(first_stage_draws=2, stage_draws=1)
     assert torch.equal(scores.log_lik.argmax(1), exact.argmax(1))
     draws = scores.draws.max(1).values
     assert (draws >= 2).all() and (draws < 64).any()
