@@ -69,31 +69,31 @@ def load_items(run_dir: Path, cfg, n: int, long_text: str | None = None):
     return list(dm.dataloader("test"))  # materialised once: every row scores the same batches
 
 
-def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict, dict]]:
-    """``(name, model, predict kwargs, hparams set for the row)`` in the order they run."""
+def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict, dict, str]]:
+    """``(name, model, predict kwargs, classifier hparams set for the row, precision)`` in running order."""
     rows = []
     fixed = {"adaptive": False, "sequential": False}
     if "discriminative" in baselines:
-        rows.append(("discriminative", baselines["discriminative"], {}, {}))
+        rows.append(("discriminative", baselines["discriminative"], {}, {}, "32"))
     for k in args.ks:
-        rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}))
+        rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}, "32"))
     stage = f" stages of {args.stage_draws}" if args.stage_draws else ""
     rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}{stage}", clf,
                  {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z},
-                 {"stage_draws": args.stage_draws} if args.stage_draws else {}))
+                 {"stage_draws": args.stage_draws} if args.stage_draws else {}, "32"))
     if clf.mode == "conditional" and not clf.autoregressive:
-        rows.append(("infill", clf, {"readout": "infill"}, {}))
+        rows.append(("infill", clf, {"readout": "infill"}, {}, "32"))
         rows.append((f"hybrid p<{args.hybrid_threshold} -> K={args.hybrid_draws}", clf,
                      {"readout": "hybrid", "hybrid_threshold": args.hybrid_threshold,
-                      "num_draws": args.hybrid_draws, "adaptive": False}, {}))
+                      "num_draws": args.hybrid_draws, "adaptive": False}, {}, "32"))
     if args.original and not clf.autoregressive:
-        rows.append(("seed_mean_loss (15%, 5 draws/class)", clf, {"estimator": "seed_mean_loss", "seed_draws": 5}, {}))
+        rows.append(("seed_mean_loss (15%, 5 draws/class)", clf, {"estimator": "seed_mean_loss", "seed_draws": 5}, {}, "32"))
     if args.bf16_pair:
         if "discriminative" in baselines:
-            rows.append(("discriminative bf16", baselines["discriminative"], {}, {"precision": "bf16"}))
-        rows.append(("bayes K=1 bf16", clf, {"num_draws": 1, **fixed}, {"score_precision": "bf16"}))
+            rows.append(("discriminative bf16", baselines["discriminative"], {}, {}, "bf16"))
+        rows.append(("bayes K=1 bf16", clf, {"num_draws": 1, **fixed}, {}, "bf16"))
     for k in args.last_ks:
-        rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}))
+        rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}, "32"))
     return rows
 
 
@@ -179,13 +179,16 @@ def main() -> None:
     results, lines = [], []
     profile = profile_pass(clf, baselines.get("discriminative"), batches[0])
     print(json.dumps({"profile": profile, "load": os.getloadavg()}), flush=True)
-    for name, model, kwargs, setting in rows_to_run(args, clf, baselines):
-        saved = {k: clf.hparams.get(k) for k in setting if k != "precision"}  # restored after the row
-        clf.hparams.update({k: setting[k] for k in saved})
+    for name, model, kwargs, setting, precision in rows_to_run(args, clf, baselines):
+        generative = model is clf
+        if generative:
+            setting = {**setting, "score_precision": precision}
+        saved = {k: clf.hparams.get(k) for k in setting}  # restored after the row
+        clf.hparams.update(setting)
         load_before = os.getloadavg()[0]
-        precision = setting.get("precision", setting.get("score_precision", "32"))
         # the discriminative model has no score_precision of its own: the same autocast around it
-        cast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled="precision" in setting)
+        cast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16,
+                              enabled=precision == "bf16" and not generative)
         with cast:
             predict(model, batches[:1], seed=args.seed, **kwargs)  # warm-up (kernels, allocator)
             if args.device.startswith("cuda"):
