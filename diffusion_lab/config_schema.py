@@ -92,6 +92,7 @@ class ClassifierSchema:
     prior: str = "train"
     mode: str = "conditional"
     stop_z: Any = 3.0  # a positive number, or "auto" (chosen on validation)
+    stage_draws: Any = None  # null (first_stage_draws), a positive int, or "auto" (chosen on validation)
     infill_text: str = "noised"
     score_precision: Any = "32"
 
@@ -100,6 +101,10 @@ class ClassifierSchema:
         if self.stop_z != "auto" and (isinstance(self.stop_z, bool) or not isinstance(self.stop_z, (int, float))
                                       or self.stop_z <= 0):
             raise ConfigError(f"classifier.stop_z={self.stop_z!r}: must be a positive number of standard errors or auto")
+        if self.stage_draws not in (None, "auto") and (isinstance(self.stage_draws, bool)
+                                                       or not isinstance(self.stage_draws, int) or self.stage_draws < 1):
+            raise ConfigError(f"classifier.stage_draws={self.stage_draws!r}: must be null (first_stage_draws), "
+                              "a positive number of draws per stage, or auto")
         if self.infill_text not in ("noised", "visible"):
             raise ConfigError(f"classifier.infill_text={self.infill_text!r}: allowed values are noised, visible")
         if str(self.score_precision) not in SCORE_PRECISIONS:

@@ -38,6 +38,8 @@ def test_every_group_option_composes(group, tmp_path):
         ("sampler.schedule=zigzag", "sampler.schedule"),
         ("classifier.estimator=magic", "classifier.estimator"),
         ("model.objective=autoregressive", "model.objective"),
+        ("classifier.stage_draws=0", "classifier.stage_draws"),
+        ("classifier.stage_draws=some", "classifier.stage_draws"),
     ],
 )
 def test_bad_values_fail_validation_naming_the_key(override, key, tmp_path):

@@ -87,6 +87,24 @@ def test_bf16_score_precision_runs_the_backbone_in_bfloat16_and_stays_close_to_f
     assert 0 < rel < 0.02
 
 
+def test_discriminative_baseline_scores_at_the_classifiers_score_precision():
+    """build_discriminative passes classifier.score_precision: bf16 runs its forward in bfloat16 at
+    scoring (log_joint), float64 scores out; float32 stays float32."""
+    from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
+
+    backbone = _tiny_conditional().lms[0].backbone
+    x = torch.randint(1, 36, (4, 12), generator=torch.Generator().manual_seed(2))
+    dtypes, out = [], {}
+    for precision in ("32", "bf16"):
+        torch.manual_seed(0)
+        disc = DiscriminativeClassifier(backbone, 2, optimizer=None, score_precision=precision).eval()
+        disc.head.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+        out[precision], _ = disc.log_joint(x, torch.ones_like(x))
+    assert dtypes == [torch.float32, torch.bfloat16]
+    assert out["bf16"].dtype == torch.float64 and not torch.equal(out["bf16"], out["32"])
+    assert torch.allclose(out["bf16"], out["32"], atol=0.05)
+
+
 def test_device_masks_are_reproducible_from_the_seed():
     maskable = torch.ones(4, 30, dtype=torch.bool)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -251,6 +269,23 @@ def test_stop_z_auto_reads_validation_only_and_picks_the_smallest_agreeing_thres
     assert table["fixed"]["agreement"] == 1.0
 
 
+def test_stage_draws_auto_takes_the_fewest_passes_at_one_bar_for_all_sizes():
+    from diffusion_lab.classifiers.draws import choose_stages, choose_stop_z
+
+    zs = [0.5, 1.0, 2.0, 3.0]
+    clf, validation = _context_free_classifier_on_validation(0.3, 16)
+    size, z, per_size, bar = choose_stages(clf, validation, 8, [2, 1], zs)
+    for s in (2, 1):  # each size scored on its own plan, the same as choose_stop_z at that size
+        assert per_size[s]["table"] == choose_stop_z(clf, validation, 8, zs, stage_draws=s)[1]
+    assert per_size[1]["table"] != per_size[2]["table"]
+    assert bar == max(per_size[s]["table"]["fixed"]["accuracy"] for s in (2, 1))  # ONE bar, the best all-8 row
+    meets = [per_size[s]["table"][q]["passes"] for s in (2, 1) for q in zs if per_size[s]["table"][q]["accuracy"] >= bar]
+    assert meets and per_size[size]["table"][z]["passes"] == min(meets)
+    assert per_size[size]["table"][z]["accuracy"] >= bar
+    with pytest.raises(ValueError, match="auto_stage_draws"):
+        choose_stages(clf, validation, 8, [0], zs)
+
+
 @pytest.mark.parametrize("num_classes", [2, 3])
 def test_stop_z_replay_equals_a_live_sequential_run_draw_for_draw(num_classes):
     """choose_stop_z scores once and replays the rule per z: on one document per run (so the generator
@@ -289,3 +324,17 @@ def test_stop_z_auto_is_chosen_recorded_and_reloaded(tiny_run):
     assert results["auto_stop_z"]["fixed"]["passes"] == 8  # 4 draws x 2 classes, one window each
     _, _, clf, _ = load_classifier_run(out)
     assert clf.hparams.stop_z == chosen  # the checkpoint says auto; results.json says what was chosen
+
+
+def test_stage_draws_auto_is_chosen_recorded_and_reloaded(tiny_run):
+    from diffusion_lab.classifiers.build import load_classifier_run
+
+    results, out = tiny_run(["task=train_classifier", "task.val_draws=1", "classifier.num_draws=4", "task.baselines=[]",
+                             "classifier.sequential=true", "classifier.stop_z=2.0", "classifier.stage_draws=auto",
+                             "classifier.auto_stage_draws=[2,1]", "eval.max_test=16"], "auto_stage")
+    tables = results["auto_stage_draws"]
+    assert set(tables) == {"accuracy_bar", "2", "1"} and results["stop_z_chosen"] == 2.0  # z fixed, size chosen
+    chosen = results["stage_draws_chosen"]
+    assert chosen in (2, 1) and results["auto_stop_z"] == tables[str(chosen)]["table"]
+    _, _, clf, _ = load_classifier_run(out)
+    assert clf.hparams.stage_draws == chosen  # the checkpoint says auto; results.json says what was chosen

@@ -98,6 +98,7 @@ def build_discriminative(cfg: DictConfig, tokenizer, num_classes: int) -> Discri
     return DiscriminativeClassifier(
         backbone=build_backbone(cfg, tokenizer), num_classes=num_classes,
         optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        score_precision=str(cfg.classifier.get("score_precision", "32")),
     )
 
 
@@ -131,8 +132,11 @@ def load_classifier_run(run_dir, which: str = "best"):
     state = load_checkpoint(find_checkpoint(run_dir, which))
     clf.load_state_dict(state["state_dict"])
     clf.eval()
+    # chosen on validation after the checkpoint was written: results.json says what was chosen
     if results.exists() and str(clf.hparams.get("stop_z")) == "auto" and chosen.get("stop_z_chosen") is not None:
-        clf.hparams.stop_z = float(chosen["stop_z_chosen"])  # chosen on validation after the checkpoint was written
+        clf.hparams.stop_z = float(chosen["stop_z_chosen"])
+    if results.exists() and str(clf.hparams.get("stage_draws")) == "auto" and "stage_draws_chosen" in chosen:
+        clf.hparams.stage_draws = chosen["stage_draws_chosen"]
     baselines = {}
     disc_dir = run_dir / "discriminative"
     if (disc_dir / "checkpoints").exists():

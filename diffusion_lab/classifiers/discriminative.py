@@ -1,7 +1,9 @@
 """The ``discriminative`` baseline: the same backbone and size with a classification head.
 
 Mean-pooled last hidden states -> linear layer; cross-entropy. Trained on the same data for the
-same number of optimizer steps as the generative classifier.
+same number of optimizer steps as the generative classifier, and scored at the generative model's
+``classifier.score_precision`` (bf16: the forward under bfloat16 autocast), so a run compares the two
+at one precision.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from diffusion_lab.classifiers.scoring import score_autocast
+
 
 class DiscriminativeClassifier(L.LightningModule):
-    def __init__(self, backbone, num_classes: int, optimizer, scheduler=None, dropout: float = 0.1):
+    def __init__(self, backbone, num_classes: int, optimizer, scheduler=None, dropout: float = 0.1,
+                 score_precision: str = "32"):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
         self.backbone = backbone
@@ -49,8 +54,10 @@ class DiscriminativeClassifier(L.LightningModule):
 
     @torch.no_grad()
     def log_joint(self, input_ids, attention_mask, **_):
-        """Same interface as the generative classifier: unnormalised class scores ``[B, C]``."""
-        return self(input_ids, attention_mask).double(), None
+        """Same interface as the generative classifier: unnormalised class scores ``[B, C]`` (float64)."""
+        with score_autocast(self, input_ids.device):
+            logits = self(input_ids, attention_mask)
+        return logits.double(), None
 
     def configure_optimizers(self):
         from diffusion_lab.optim import configure_optimizers

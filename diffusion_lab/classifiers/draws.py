@@ -11,6 +11,17 @@ the smallest stopping threshold (fewest passes) whose validation accuracy is tha
 largest candidate if none is). Accuracy, not agreement with fixed K: on close items fixed K's own draws
 decide by chance, and the goal is fixed K's accuracy at fewer passes.
 
+``classifier.stage_draws: auto`` chooses the draws per stage (after the first stage) with ``z``:
+
+    (s*, z*) = argmin { passes_val(s, z) : s in auto_stage_draws, z in Z,
+                        acc_val(s, z) >= max_s acc_val(fixed K, s) - auto_accuracy_drop }
+
+ties to the size listed first, then the smaller ``z``; if no pair reaches the bar, the first size with
+its own ``z*``. ``Z`` is ``auto_stop_z`` when ``stop_z`` is auto, else ``{stop_z}``. Each size is its own
+scoring pass: each stage is stratified on its own, so the size changes the draws, and a size whose
+all-K row is a weaker estimator (single-draw stages are not stratified at all) must not get a lower
+bar than the others (ONE bar for all sizes, measured in experiments/scoring_speed).
+
 One scoring pass serves every candidate: the sequential stages are drawn once without stopping
 (``stop_z=inf``: only items whose class difference has zero spread stop) and the rule is replayed on
 those draws for each ``z`` (``sequential.replay_stages``), so each row differs from the "fixed" row
@@ -44,17 +55,19 @@ def choose_num_draws(clf, datamodule, candidates=(1, 2, 4, 8, 16), tolerance: fl
 
 
 def choose_stop_z(clf, datamodule, num_draws: int, candidates=(1.0, 1.5, 2.0, 2.5, 3.0),
-                  max_accuracy_drop: float = 0.0, seed: int = 0):
+                  max_accuracy_drop: float = 0.0, seed: int = 0, stage_draws: int | None = None):
     """``(z*, {z: {"accuracy", "agreement", "passes"}})`` (see the module docstring); the table also holds
-    ``"fixed"``, the row of all K draws; ``agreement`` is the share of items decided as that row decides them."""
+    ``"fixed"``, the row of all K draws; ``agreement`` is the share of items decided as that row decides them.
+    ``stage_draws``: draws per stage after the first (default: the classifier's own)."""
     candidates = sorted({float(z) for z in candidates})
     if not candidates or candidates[0] <= 0:
         raise ValueError(f"classifier.auto_stop_z={candidates}: need positive thresholds (standard errors)")
     hp = clf.hparams
+    stage_draws = hp.get("stage_draws") if stage_draws is None else stage_draws
     prune_z = float(hp.prune_margin) if hp.adaptive_prune and clf.num_classes > 2 else None
-    plan = stage_plan(num_draws, hp.first_stage_draws, True, prune_z is not None, hp.get("stage_draws"))
+    plan = stage_plan(num_draws, hp.first_stage_draws, True, prune_z is not None, stage_draws)
     recorded = predict(clf, datamodule.dataloader("validation"), seed=seed, num_draws=num_draws, sequential=True,
-                       stop_z=float("inf"), keep_draws=True)
+                       stop_z=float("inf"), keep_draws=True, stage_draws=stage_draws)
     values = recorded.draw_values
     if values is None:  # exact likelihoods (autoregressive): no draws, nothing to stop; every z is fixed K
         guess = recorded.log_joint.argmax(-1)
@@ -79,18 +92,45 @@ def choose_stop_z(clf, datamodule, num_draws: int, candidates=(1.0, 1.5, 2.0, 2.
     return chosen, table
 
 
+def choose_stages(clf, datamodule, num_draws: int, stage_sizes=(2, 1), candidates=(1.0, 1.5, 2.0, 2.5, 3.0),
+                  max_accuracy_drop: float = 0.0, seed: int = 0):
+    """``(s*, z*, {s: {"chosen": z*(s), "table": choose_stop_z's table}}, bar)`` (see the module docstring)."""
+    sizes = list(dict.fromkeys(clf.hparams.first_stage_draws if s is None else s for s in stage_sizes))  # null: as the first
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise ValueError(f"classifier.auto_stage_draws={list(stage_sizes)}: need positive integers (draws per stage)")
+    per_size = {}
+    for size in sizes:
+        chosen, table = choose_stop_z(clf, datamodule, num_draws, candidates, max_accuracy_drop, seed, stage_draws=size)
+        per_size[size] = {"chosen": chosen, "table": table}
+    bar = max(v["table"]["fixed"]["accuracy"] for v in per_size.values()) - max_accuracy_drop
+    meets = [(v["table"][z]["passes"], i, z, size) for i, (size, v) in enumerate(per_size.items())
+             for z in v["table"] if z != "fixed" and v["table"][z]["accuracy"] >= bar - 1e-12]
+    if meets:  # fewest passes; ties: the size listed first, then the smaller z
+        _, _, z, size = min(meets)
+    else:
+        size = sizes[0]
+        z = per_size[size]["chosen"]
+    return size, z, per_size, bar
+
+
 def resolve_stop_z(clf_cfg, clf, datamodule, num_draws: int, seed: int = 0) -> float | None:
-    """``classifier.stop_z`` as a float when draws are sequential (``auto``: chosen on validation, stored
-    in the classifier's hyperparameters); ``None`` when they are not."""
+    """``classifier.stop_z`` as a float when draws are sequential, ``None`` when they are not. ``stop_z``
+    or ``stage_draws`` set to ``auto`` are chosen on validation (``choose_stages``) and stored in the
+    classifier's hyperparameters; the tables are kept on the classifier for results.json."""
     if not clf_cfg.get("sequential", False):
         return None
-    z = clf_cfg.get("stop_z", 3.0)
-    if str(z) != "auto":
+    z, size = clf_cfg.get("stop_z", 3.0), clf_cfg.get("stage_draws")
+    if str(z) != "auto" and str(size) != "auto":
         return float(z)
-    chosen, table = choose_stop_z(clf, datamodule, num_draws, clf_cfg.get("auto_stop_z", (1.0, 1.5, 2.0, 2.5, 3.0)),
-                                  float(clf_cfg.get("auto_accuracy_drop", 0.0)), seed)
-    clf.hparams.stop_z = chosen
-    clf.auto_stop_z_table = table
+    zs = clf_cfg.get("auto_stop_z", (1.0, 1.5, 2.0, 2.5, 3.0)) if str(z) == "auto" else [float(z)]
+    sizes = clf_cfg.get("auto_stage_draws", (2, 1)) if str(size) == "auto" else [size]
+    chosen_size, chosen, per_size, bar = choose_stages(clf, datamodule, num_draws, list(sizes), zs,
+                                                       float(clf_cfg.get("auto_accuracy_drop", 0.0)), seed)
+    clf.hparams.stop_z, clf.hparams.stage_draws = chosen, chosen_size
+    clf.auto_stop_z_table = per_size[chosen_size]["table"]
+    if str(size) == "auto":
+        clf.auto_stage_tables = {"accuracy_bar": bar, **{str(s): {"chosen": v["chosen"], "table": {
+            str(k): row for k, row in v["table"].items()}} for s, v in per_size.items()}}
     return chosen
 
 

@@ -163,9 +163,9 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
     @torch.no_grad()
     def log_joint(self, input_ids, attention_mask, num_draws=None, estimator=None, generator=None,
                   adaptive=None, seed_draws=5, score_mask=None, doc_ids=None, sequential=None, stop_z=None,
-                  return_token_scores=True):
+                  stage_draws=None, return_token_scores=True):
         """``log p(x | y) + log p(y)`` ``[D, C]`` per document (float64; the prior added once per
-        document) and the ``ClassScores`` behind it."""
+        document) and the ``ClassScores`` behind it. ``None`` arguments take the hyperparameters."""
         hp = self.hparams
         k = num_draws or hp.num_draws
         if k == "auto":
@@ -176,13 +176,17 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
         if seq and z == "auto":
             raise ValueError("classifier.stop_z=auto is chosen on validation first "
                              "(diffusion_lab.classifiers.draws.choose_stop_z)")
+        stage_draws = hp.get("stage_draws") if stage_draws is None else stage_draws
+        if seq and stage_draws == "auto":
+            raise ValueError("classifier.stage_draws=auto is chosen on validation first "
+                             "(diffusion_lab.classifiers.draws.choose_stages)")
         scores = class_log_likelihoods(
             self, input_ids, attention_mask, estimator=estimator or hp.estimator,
             num_draws=int(k), generator=generator,
             adaptive=hp.adaptive_prune if adaptive is None else adaptive,
             first_stage_draws=hp.first_stage_draws, margin=hp.prune_margin, log_prior=self.log_prior,
             seed_draws=seed_draws, score_mask=score_mask, doc_ids=doc_ids,
-            sequential=seq, stop_z=float(z) if seq else 3.0, stage_draws=hp.get("stage_draws"),
+            sequential=seq, stop_z=float(z) if seq else 3.0, stage_draws=None if stage_draws == "auto" else stage_draws,
             return_token_scores=return_token_scores, estimators=hp.get("estimators"),
         )
         return scores.log_lik + self.log_prior.to(scores.log_lik), scores

@@ -107,12 +107,14 @@ def run(cfg: DictConfig) -> dict:
         "mcnemar_p": mcnemar_against("generative", test_preds),
         "seed": cfg.seed, "eval_seed": cfg.task.eval_seed, "n_test": len(test_preds["generative"].labels),
         "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
-        "classifier": {k: cfg.classifier[k] for k in ("mode", "estimator", "num_draws", "prior")},
+        "classifier": {k: cfg.classifier.get(k) for k in ("mode", "estimator", "num_draws", "prior", "score_precision")},
         "num_draws_chosen": score["num_draws"],
         "train_tokens_per_s": clf.train_tokens_per_s(),  # the generative model's fit (text tokens, label excluded)
         "stop_z_chosen": stop_z,
+        "stage_draws_chosen": clf.hparams.get("stage_draws") if stop_z is not None else None,
         **({"auto_stop_z": {str(z): row for z, row in clf.auto_stop_z_table.items()}}
            if hasattr(clf, "auto_stop_z_table") else {}),
+        **({"auto_stage_draws": clf.auto_stage_tables} if hasattr(clf, "auto_stage_tables") else {}),
         "model": cfg.model.name, "max_length": cfg.data.max_length,
         "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
         "tfidf_input": "full text" if "tfidf_lr" in test_preds and full else "token window",

@@ -13,6 +13,7 @@ and then chooses the (size, z) with the fewest validation passes among those who
 bar for all sizes: the best all-draws accuracy of any size (less ``--max-accuracy-drop``). Each size's
 own all-draws row is a different estimator of the same K draws, and a size with a weaker one must not
 get a lower bar (the first version did, and chose a cheaper but less accurate rule; see the README).
+The rule is the framework's (``choose_stages``, what ``classifier.stage_draws=auto`` runs).
 """
 
 import argparse
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 def main():
     from diffusion_lab.builders import build_datamodule
     from diffusion_lab.classifiers.build import load_classifier_run
-    from diffusion_lab.classifiers.draws import choose_stop_z
+    from diffusion_lab.classifiers.draws import choose_stages
 
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
@@ -50,21 +51,11 @@ def main():
     dm = build_datamodule(cfg, cache_dir=args.run_dir)
     dm.setup()
     start = time.perf_counter()
-    per_stage = {}
-    for size in args.stage_draws or [clf.hparams.get("stage_draws")]:
-        clf.hparams.stage_draws = size
-        chosen, table = choose_stop_z(clf, dm, args.num_draws, args.candidates, args.max_accuracy_drop,
-                                      seed=cfg.task.eval_seed)
-        per_stage[size] = {"chosen": chosen, "table": {str(k): v for k, v in table.items()}}
-        print(json.dumps({"stage_draws": size, **per_stage[size]}), flush=True)
-    bar = max(v["table"]["fixed"]["accuracy"] for v in per_stage.values()) - args.max_accuracy_drop
-    meets = [(v["table"][str(z)]["passes"], i, size, z) for i, (size, v) in enumerate(per_stage.items())
-             for z in sorted(args.candidates) if v["table"][str(float(z))]["accuracy"] >= bar - 1e-12]
-    if meets:  # fewest passes (ties: the size listed first, then the smaller z)
-        _, _, stage, chosen = min(meets)
-    else:  # no rule reaches the bar: the first size's own choice
-        stage = next(iter(per_stage))
-        chosen = per_stage[stage]["chosen"]
+    sizes = args.stage_draws or [clf.hparams.get("stage_draws")]
+    stage, chosen, per_stage, bar = choose_stages(clf, dm, args.num_draws, sizes, args.candidates,
+                                                  args.max_accuracy_drop, seed=cfg.task.eval_seed)
+    per_stage = {size: {"chosen": v["chosen"], "table": {str(k): row for k, row in v["table"].items()}}
+                 for size, v in per_stage.items()}
     row = {"run_dir": str(args.run_dir), "num_draws": args.num_draws, "stage_draws": stage,
            "first_stage_draws": clf.hparams.first_stage_draws,
            "n_val": len(dm.datasets["validation"]), "long_text": dm.long_text, "max_accuracy_drop": args.max_accuracy_drop,
