@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from diffusion_lab.masking import real_tokens
 
@@ -106,16 +107,6 @@ def sparse_logits(score: ScoreFn, x, att, condition, positions) -> torch.Tensor:
     return score(x, att, **kw)[positions]  # a dense-only score function (tests, external models)
 
 
-def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``log p(y_n) = z_n[y_n] - logsumexp_v z_n[v]`` per row of ``logits [N, V]``, in float32.
-
-    The same numbers as ``-F.cross_entropy(logits, y, reduction="none")`` without its ``[N, V]``
-    log-softmax: on CPU at MiniLM's head shapes that saves about 15% of the head's time
-    (experiments/scoring_speed/head_ms.py). A ``-inf`` logit (SUBS) stays ``-inf``."""
-    logits = logits.float()
-    return logits.gather(1, targets[:, None])[:, 0] - logits.logsumexp(-1)
-
-
 @torch.no_grad()
 def draw_log_likelihoods(score: ScoreFn, input_ids, attention_mask, draws: MaskDraws, mask_token_id: int,
                          conditions: list[int] | None = None, alive: torch.Tensor | None = None,
@@ -142,7 +133,7 @@ def draw_log_likelihoods(score: ScoreFn, input_ids, attention_mask, draws: MaskD
         m, x0 = masked[w, k], input_ids[w]
         x = torch.where(m, torch.full_like(x0, mask_token_id), x0)
         logits = sparse_logits(score, x, attention_mask[w], None if conds is None else conds[c], m)
-        logp = token_log_probs(logits, x0[m])  # [N] float32
+        logp = -F.cross_entropy(logits.float(), x0[m], reduction="none")  # [N] float32
         row_of = m.nonzero(as_tuple=True)[0]
         sums = torch.zeros(len(w), dtype=torch.float64, device=device).index_add_(0, row_of, logp.double())
         totals[w, k, c] = sums * weight[w, k].double()
