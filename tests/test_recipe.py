@@ -19,6 +19,34 @@ def test_modernbert_tiny_trains_and_generates(tiny_run):
     assert tokens.shape[-1] == 10 and len(res["main"]["texts"]) == 2
 
 
+
+class _Vocab:
+    """What build_backbone reads of a tokenizer: its size and pad id."""
+
+    pad_token_id = 0
+
+    def __len__(self):
+        return 300
+
+
+def test_modernbert_tiny_initializer_range_reaches_the_backbone():
+    """The config's initializer_range is what ModernBERT's init draws from: the output projections at
+    initializer_range / sqrt(2 x layers) (the plateau's cause at transformers' 0.02, see the config)."""
+    from diffusion_lab.builders import build_backbone
+    from tests.conftest import TINY, compose
+
+    stds = {}
+    for rng in (0.02, 0.06):
+        cfg = compose([*TINY, "model=modernbert_tiny", f"model.backbone.initializer_range={rng}"])
+        torch.manual_seed(0)
+        backbone = build_backbone(cfg, _Vocab())
+        assert backbone.model.config.initializer_range == rng
+        layers = backbone.model.config.num_hidden_layers
+        stds[rng] = backbone.model.model.layers[0].attn.Wo.weight.std().item()
+        assert stds[rng] == pytest.approx(rng / (2 * layers) ** 0.5, rel=0.25)  # truncated normal: a bit under
+    assert compose([*TINY, "model=modernbert_tiny"]).model.backbone.initializer_range == 0.06
+
+
 PROBE: dict = {}
 
 
