@@ -8,8 +8,10 @@ import torch
 from PIL import Image
 
 from diffusion_lab.metrics import (
+    apply_bias_temperature,
     apply_temperature,
     classification_metrics,
+    fit_bias_temperature,
     fit_temperature,
     mcnemar_pvalue,
     mean_ci95,
@@ -106,6 +108,24 @@ def test_temperature_is_robust_and_bounded():
     t = fit_temperature(true_logits - 5_000.0, labels)
     assert math.isfinite(t) and 0.05 <= t <= 20
     assert fit_temperature(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])) == 1.0
+
+
+def test_bias_temperature_recovers_a_shifted_prior_and_the_accuracy_it_cost():
+    true_logits, labels = _synthetic(20_000, seed=3)
+    # the scores of a model that ranks items right but favours class 0 by 1.5 nats, at twice the scale
+    shifted = 2.0 * (true_logits + torch.tensor([1.5, 0.0, 0.0]))
+    T, b = fit_bias_temperature(shifted[:10_000], labels[:10_000])  # fitted on the first half only
+    assert T == pytest.approx(2.0, abs=0.15)
+    assert b[0] == 0.0 and b[1] == pytest.approx(1.5, abs=0.15) and b[2] == pytest.approx(1.5, abs=0.15)
+    test = slice(10_000, None)
+    acc = lambda z: float((z.argmax(1) == labels[test]).double().mean())  # noqa: E731
+    fixed = apply_bias_temperature(shifted[test], T, b)
+    assert acc(shifted[test]) < acc(true_logits[test]) - 0.02  # the shift costs accuracy
+    assert acc(fixed) == pytest.approx(acc(true_logits[test]), abs=0.01)  # the offsets give it back
+    # T alone cannot: it keeps the shifted argmax
+    assert torch.equal(apply_temperature(shifted[test], T).argmax(1), shifted[test].argmax(1))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fit_bias_temperature(torch.tensor([[0.0, float("nan")]]), torch.tensor([0]))
 
 
 def test_reliability_diagram_writes_png(tmp_path):

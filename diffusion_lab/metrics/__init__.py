@@ -1,6 +1,12 @@
 """Model-independent metrics: classification numbers with intervals and paired tests, calibration."""
 
-from diffusion_lab.metrics.calibration import apply_temperature, fit_temperature, reliability_diagram
+from diffusion_lab.metrics.calibration import (
+    apply_bias_temperature,
+    apply_temperature,
+    fit_bias_temperature,
+    fit_temperature,
+    reliability_diagram,
+)
 from diffusion_lab.metrics.classification import (
     brier,
     classification_metrics,
@@ -11,9 +17,11 @@ from diffusion_lab.metrics.classification import (
 )
 
 __all__ = [
+    "apply_bias_temperature",
     "apply_temperature",
     "brier",
     "classification_metrics",
+    "fit_bias_temperature",
     "fit_temperature",
     "mcnemar_pvalue",
     "mean_ci95",

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.optimize import minimize_scalar  # noqa: E402
+from scipy.optimize import minimize, minimize_scalar  # noqa: E402
 
 T_MIN, T_MAX = 0.05, 20.0
 
@@ -53,6 +53,36 @@ def fit_temperature(logits_val, labels_val) -> float:
     if not np.isfinite(res.fun) or _nll_at(z, y, 0.0) <= res.fun:
         t = 1.0
     return float(min(max(t, T_MIN), T_MAX))
+
+
+def fit_bias_temperature(logits_val, labels_val) -> tuple[float, np.ndarray]:
+    """Bias-corrected temperature scaling: ``(T, b)`` minimising the validation NLL of
+    ``softmax(z / T + b)``, ``b_0 = 0`` (C - 1 class offsets; L-BFGS over ``(log T, b_1..)``, float64).
+
+    Unlike T alone, the offsets move the decision threshold: the accuracy after them says how much of
+    a classifier's error is a shifted class prior (for the generative one, a miscalibrated
+    ``log p(x | c)`` per class) rather than a wrong ranking of the items.
+    """
+    z = torch.as_tensor(logits_val).detach().cpu().to(torch.float64)
+    y = torch.as_tensor(labels_val).detach().cpu().long().ravel()
+    if z.ndim != 2 or z.shape[0] != y.shape[0] or z.shape[0] == 0:
+        raise ValueError(f"logits must be [N, C] with N = len(labels) > 0; got {tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise ValueError("logits contain NaN or inf")
+    z = z - z.max(1, keepdim=True).values
+
+    def nll(theta):
+        s = z / math.exp(theta[0]) + torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(theta[1:])])
+        return float((torch.logsumexp(s, 1) - s.gather(1, y[:, None]).squeeze(1)).mean())
+
+    res = minimize(nll, np.zeros(z.shape[1]), method="L-BFGS-B",
+                   bounds=[(math.log(T_MIN), math.log(T_MAX))] + [(None, None)] * (z.shape[1] - 1))
+    return float(math.exp(res.x[0])), np.concatenate([[0.0], res.x[1:]])
+
+
+def apply_bias_temperature(logits, T: float, b) -> torch.Tensor:
+    """``softmax(z / T + b)``, the posterior after ``fit_bias_temperature``."""
+    return torch.softmax(torch.as_tensor(logits).to(torch.float64) / T + torch.as_tensor(b, dtype=torch.float64), dim=-1)
 
 
 def apply_temperature(logits, T: float) -> torch.Tensor:
