@@ -22,6 +22,8 @@ declare -A ROWS=(
   [baseline]=""
   [modernbert]="model=modernbert_tiny model.backbone.initializer_range=0.02"   # what rows*/modernbert.json measured
   [modernbert_init]="model=modernbert_tiny"   # its default since: initializer_range 0.06 (modernbert_probe.sh)
+  # the two largest single-lever gains (backbone, rate window) together
+  [modernbert_window]="model=modernbert_tiny masking.train_min_rate=0.1 masking.train_max_rate=0.9"
   [dropout]="model.backbone.dropout=0.1"
   [cramming_adamw]="optimizer=cramming trainer.gradient_clip_val=0.5"
   [budget_triangle]="scheduler=budget_triangle trainer.max_steps=-1 trainer.max_time=${TRIANGLE_TIME:-00:00:11:23}"
@@ -31,7 +33,7 @@ declare -A ROWS=(
   # the levers that lowered the bound in the one-lever rows (rows/*.json), together; stage 2 starts from it
   [best]="masking.train_min_rate=0.1 masking.train_max_rate=0.9 optimizer=cramming trainer.gradient_clip_val=0.5"
 )
-ORDER=(${ONLY:-baseline modernbert modernbert_init dropout cramming_adamw budget_triangle ema rate_window subs best})
+ORDER=(${ONLY:-baseline modernbert modernbert_init dropout cramming_adamw budget_triangle ema rate_window subs best modernbert_window})
 # Finished rows are committed as rows/NAME.json (the ablation spans sessions; run dirs are not kept) and are
 # not rerun; seconds-long checks (EXTRA set) write theirs under $OUT/rows instead.
 if [ -z "$EXTRA" ]; then ROWS_DIR=${ROWS_DIR:-experiments/scratch_recipe/rows}; else ROWS_DIR=${ROWS_DIR:-$OUT/rows}; fi
