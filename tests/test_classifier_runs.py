@@ -61,6 +61,10 @@ def test_unsup_texts_that_copy_validation_or_test_are_removed_and_counted(tmp_pa
 
 
 def test_gpt2_attention_annealing_advances_inside_train_classifier(tmp_path, monkeypatch):
+    from tests.conftest import DATA_DIR
+
+    if not (DATA_DIR / "gpt2_tokenizer" / "tokenizer.json").is_file():  # as tests/test_ar_lm.py, whose run it uses
+        pytest.skip(f"GPT-2 tokenizer not found at {DATA_DIR / 'gpt2_tokenizer'} (set DIFFUSION_LAB_DATA_DIR)")
     from diffusion_lab.classifiers.generative import GenerativeClassifier
     from tests.test_ar_lm import _gpt2_run
 
