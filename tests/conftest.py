@@ -17,6 +17,10 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 DATA_DIR = Path(os.environ.get("DIFFUSION_LAB_DATA_DIR", REPO.parent / "shared" / "data"))
+GPT2_TOKENIZER = DATA_DIR / "gpt2_tokenizer"
+# GPT-2 runs need the tokenizer of the shared data folder (no download at test time)
+needs_gpt2_tokenizer = pytest.mark.skipif(not (GPT2_TOKENIZER / "tokenizer.json").is_file(),
+                                          reason=f"GPT-2 tokenizer not found at {GPT2_TOKENIZER} (set DIFFUSION_LAB_DATA_DIR)")
 
 #: overrides that make any language-model run tiny (seconds on one CPU core)
 TINY = [

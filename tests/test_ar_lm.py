@@ -13,10 +13,9 @@ import lightning as L
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, TINY_TRAIN_LM, compose
+from tests.conftest import GPT2_TOKENIZER, TINY_TRAIN_LM, compose, needs_gpt2_tokenizer
 
-pytestmark = pytest.mark.skipif(not (DATA_DIR / "gpt2_tokenizer" / "tokenizer.json").is_file(),
-                                reason="GPT-2 tokenizer not in the shared data folder")
+pytestmark = needs_gpt2_tokenizer
 
 GPT2_TINY = [
     "model=gpt2_tiny", "tokenizer=gpt2",
@@ -82,7 +81,7 @@ def _tiny_module(num_conditions=0):
     from diffusion_lab.models.ar_lm import AutoregressiveLM
     from diffusion_lab.models.gpt2 import GPT2Denoiser
 
-    tok = AutoTokenizer.from_pretrained(str(DATA_DIR / "gpt2_tokenizer"), local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(GPT2_TOKENIZER), local_files_only=True)
     tok.add_special_tokens({"mask_token": "<mask>", "pad_token": "<pad>"})
     torch.manual_seed(0)
     backbone = GPT2Denoiser(len(tok), tok.pad_token_id, num_conditions, max_length=16, n_embd=32, n_layer=1,

@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 
+from tests.conftest import needs_gpt2_tokenizer
+
 CLF = ["task=train_classifier", "task.baselines=[]", "classifier.num_draws=2", "task.val_draws=1"]
 
 
@@ -60,11 +62,8 @@ def test_unsup_texts_that_copy_validation_or_test_are_removed_and_counted(tmp_pa
     assert splits.stats["duplicates_removed"]["unsup_in_validation_or_test"] == 3
 
 
+@needs_gpt2_tokenizer  # the GPT-2 run of tests/test_ar_lm.py
 def test_gpt2_attention_annealing_advances_inside_train_classifier(tmp_path, monkeypatch):
-    from tests.conftest import DATA_DIR
-
-    if not (DATA_DIR / "gpt2_tokenizer" / "tokenizer.json").is_file():  # as tests/test_ar_lm.py, whose run it uses
-        pytest.skip(f"GPT-2 tokenizer not found at {DATA_DIR / 'gpt2_tokenizer'} (set DIFFUSION_LAB_DATA_DIR)")
     from diffusion_lab.classifiers.generative import GenerativeClassifier
     from tests.test_ar_lm import _gpt2_run
 
