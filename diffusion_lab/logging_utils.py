@@ -1,7 +1,11 @@
 """Experiment tracking: CSV always, W&B by default (online with credentials, else offline), rich output.
 
 W&B never prompts and never blocks: without credentials (``WANDB_API_KEY`` or a netrc entry) the
-run is written offline and a ``wandb sync`` hint is printed.
+run is written offline and a ``wandb sync`` hint is printed. Before starting online, the W&B server
+(``WANDB_BASE_URL``, else wandb's settings file, else wandb's default) must accept a connection
+within ``WANDB_CONNECT_TIMEOUT_S`` seconds; if it does not (no network, unknown host, closed port)
+the run logs offline, with one warning that names the reason and the ``wandb sync`` command.
+``WANDB_MODE=""`` means unset (wandb itself rejects the empty value); an unknown value is an error.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
+
+from diffusion_lab.net import unreachable
 
 
 class RankedLogger(logging.LoggerAdapter):
@@ -47,21 +53,92 @@ def get_logger(name: str) -> RankedLogger:
 log = get_logger(__name__)
 
 
+WANDB_CONNECT_TIMEOUT_S = 3.0
+WANDB_DEFAULT_BASE_URL = "https://api.wandb.ai"
+WANDB_MODES = ("online", "offline", "disabled", "dryrun", "shared", "run")  # what wandb accepts
+_reachability: dict[str, str | None] = {}  # base URL -> None (reachable) or why not; asked once per process
+_warned: set[str] = set()
+
+
+def wandb_base_url() -> str:
+    """The server W&B would talk to: resolved by wandb's own settings (env var, settings file, default)."""
+    try:
+        from wandb.sdk.wandb_settings import Settings
+
+        settings = Settings(silent=True)
+        config_dir = os.environ.get("WANDB_CONFIG_DIR")
+        settings.settings_system = str(Path(config_dir).expanduser() / "settings" if config_dir
+                                       else Path("~", ".config", "wandb", "settings").expanduser())
+        settings.update_from_system_settings()
+        settings.update_from_env_vars(dict(os.environ))
+        return str(settings.base_url)
+    except Exception:  # another wandb version, or a setting wandb would reject itself later
+        return os.environ.get("WANDB_BASE_URL") or WANDB_DEFAULT_BASE_URL
+
+
 def wandb_credentials_available() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
+        auth = netrc.netrc()
     except (FileNotFoundError, netrc.NetrcParseError):
         return False
+    from urllib.parse import urlsplit
+
+    hosts = {"api.wandb.ai", urlsplit(wandb_base_url()).hostname}
+    return any(auth.authenticators(h) is not None for h in hosts if h)
+
+
+def _env_mode() -> str:
+    """``WANDB_MODE``, lower case; an empty value is removed from the environment (it means unset)."""
+    raw = os.environ.get("WANDB_MODE")
+    if raw is not None and not raw.strip():
+        del os.environ["WANDB_MODE"]  # wandb would fail on it with a pydantic error
+        return ""
+    mode = (raw or "").strip().lower()
+    if mode and mode not in WANDB_MODES:
+        raise ValueError(f"WANDB_MODE={raw!r}: use online, offline or disabled, or leave it unset (online "
+                         f"with credentials, else offline)")
+    return mode
+
+
+def wandb_mode_and_reason() -> tuple[str, str, bool]:
+    """(``online`` | ``offline`` | ``disabled``, why, whether offline is a fallback from online).
+
+    Online needs credentials, no ``WANDB_MODE`` saying otherwise, and a W&B server that accepts a
+    connection within ``WANDB_CONNECT_TIMEOUT_S`` (asked once per server and process)."""
+    mode = _env_mode()
+    if mode in {"offline", "disabled", "dryrun"}:
+        return ("offline" if mode == "dryrun" else mode), f"WANDB_MODE={mode}", False
+    if not mode and not wandb_credentials_available():
+        return "offline", "no W&B credentials (WANDB_API_KEY or a netrc entry)", False
+    url = wandb_base_url()
+    if url not in _reachability:
+        _reachability[url] = unreachable(url, WANDB_CONNECT_TIMEOUT_S)
+    problem = _reachability[url]
+    if problem:
+        return "offline", f"cannot reach the W&B server {url} ({problem})", True
+    return "online", f"W&B server {url}", False
 
 
 def wandb_mode() -> str:
-    """``online`` only with credentials and no explicit ``WANDB_MODE``; otherwise offline/disabled."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode in {"offline", "disabled", "dryrun"}:
-        return "offline" if mode == "dryrun" else mode
-    return "online" if wandb_credentials_available() else "offline"
+    """``online`` only with credentials, no explicit offline ``WANDB_MODE`` and a reachable server."""
+    return wandb_mode_and_reason()[0]
+
+
+def wandb_start_mode(run_dir: str | Path) -> str:
+    """The mode to start W&B in for a run that writes under ``run_dir``; says why and how to upload when
+    offline (a warning the first time the server is found unreachable, else an info line)."""
+    mode, why, fallback = wandb_mode_and_reason()
+    if mode != "offline":
+        return mode
+    hint = f"Upload later with: wandb sync {Path(run_dir) / 'wandb' / 'offline-run-*'}"
+    if fallback and why not in _warned:
+        _warned.add(why)
+        log.warning("W&B: %s; this run logs offline instead (WANDB_MODE=offline skips the check). %s", why, hint)
+        return mode
+    log.info("W&B is offline (%s). %s", why, hint)
+    return mode
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
@@ -71,16 +148,13 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
         if logger_cfg is None or "_target_" not in logger_cfg:
             continue
         if name == "wandb":
-            mode = wandb_mode()
+            mode = wandb_start_mode(run_dir)
             if mode == "disabled":
                 continue
             os.environ.setdefault("WANDB_SILENT", "true")
             logger = instantiate(logger_cfg, save_dir=str(run_dir), offline=(mode == "offline"),
                                  settings={"init_timeout": 60, "silent": True})
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-            if mode == "offline":
-                log.info("W&B is offline (no credentials or WANDB_MODE=offline). Upload later with: "
-                         "wandb sync %s", Path(run_dir) / "wandb" / "offline-run-*")
         else:
             logger = instantiate(logger_cfg, save_dir=str(run_dir))
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -17,7 +17,8 @@ LABELS = ["negative", "positive"]
 
 
 class Script:
-    """The server's answers in order: ("json", content) | ("status", code) | ("sleep", s, content) | ("raw", body)."""
+    """The server's answers in order: ("json", content) | ("status", code) | ("sleep", s, content) | ("raw", body)
+    | ("echo_auth", code): that status with the request's Authorization header in the body."""
 
     def __init__(self):
         self.actions, self.requests, self.auth = [], [], []
@@ -43,6 +44,13 @@ def server():
                 self.send_response(action[1])
                 self.send_header("Retry-After", "0")
                 self.end_headers()
+                return
+            if action[0] == "echo_auth":  # a careless server: the error body repeats the key it was sent
+                data = json.dumps({"error": f"invalid api key: {self.headers.get('Authorization')}"}).encode()
+                self.send_response(action[1])
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
                 return
             payload = action[1] if action[0] == "raw" else json.dumps(
                 {"choices": [{"message": {"role": "assistant", "content": action[1]}}]})
@@ -140,6 +148,53 @@ def test_other_client_errors_stop_with_the_server_message(server):
     assert len(server.requests) == 1
 
 
+def test_a_failed_request_is_a_judge_failure_not_a_rejection(server):
+    """Issue 35 #8: a request that failed after its retries is recorded as a judge failure (the
+    synthesis loop counts it apart), and texts around it are judged as usual."""
+    server.actions = [("json", good()), ("status", 503), ("json", good("negative", 0.3))]
+    verdicts = judge_for(server, max_retries=0).judge(["a", "b", "c"], ["positive", "positive", "negative"])
+    assert [(v.valid, v.failed) for v in verdicts] == [(True, False), (False, True), (True, False)]
+    assert verdicts[1].reason == "judge failure: request failed after 1 attempts: HTTP 503"
+
+
+def test_an_unreachable_judge_stops_at_once_naming_base_url():
+    """Issue 35 #8: nothing listens at judge.base_url: one clear error at the first text, not a
+    'finished' run in which every text was rejected."""
+    judge = LLMJudge(base_url="http://127.0.0.1:9/v1", model="m", system="s", prompt="{text}", label_names=LABELS,
+                     timeout_s=1.0, max_retries=2, backoff_s=0.01, max_backoff_s=0.05, api_key_env=None)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"cannot reach judge\.base_url=http://127\.0\.0\.1:9/v1 \(ConnectError") as info:
+        judge.judge(["a", "b", "c"], ["positive"] * 3)
+    assert type(info.value).__name__ == "JudgeError"
+    assert judge.requests == 3 and time.perf_counter() - start < 5  # the first text's 3 attempts, nothing more
+
+
+def test_failures_in_a_row_stop_the_run(server):
+    """Issue 35 #8: a judge that answered once and then keeps failing stops after max_failed_in_row texts."""
+    from diffusion_lab.judges.base import JudgeError
+
+    server.actions = [("json", good())] + [("status", 503)] * 10
+    judge = judge_for(server, max_retries=1, max_failed_in_row=2)
+    with pytest.raises(JudgeError, match=r"2 requests in a row to judge\.base_url=.*HTTP 503"):
+        judge.judge(["a", "b", "c", "d", "e"], ["positive"] * 5)
+    assert len(server.requests) == 1 + 2 * 2
+    with pytest.raises(ValueError, match="max_failed_in_row"):
+        judge_for(server, max_failed_in_row=0)
+
+
+def test_a_key_echoed_in_an_error_body_is_redacted(server, monkeypatch):
+    """Issue 35 #11: a 401 whose body repeats the key: the error names the status, never the key
+    (the variable's name need not end in _API_KEY: the judge registers the key it sends)."""
+    key = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("DL_TEST_JUDGE_KEY", key)
+    server.actions = [("echo_auth", 401)]
+    with pytest.raises(RuntimeError) as info:
+        judge_for(server).judge(["a film"], ["positive"])
+    message = str(info.value)
+    assert "HTTP 401" in message and "invalid api key: Bearer [REDACTED]" in message and key not in message
+    assert server.auth == [f"Bearer {key}"]  # the key itself was sent as configured
+
+
 def test_the_cache_avoids_a_second_request(server, tmp_path, monkeypatch):
     monkeypatch.setenv("DL_TEST_JUDGE_KEY", "sk-test")
     server.actions = [("json", good()), ("json", good("negative", 0.2))]
@@ -179,9 +234,24 @@ def test_ensemble_majority_and_all():
     unanimous = EnsembleJudge(judges, rule="all").judge(["x", "y"], ["pos", "pos"])
     assert [v.valid for v in unanimous] == [False, False]
     two = EnsembleJudge([Fixed("a", ["pos"]), Fixed("b", [None], valid=False)], rule="majority").judge(["x"], ["pos"])
-    assert not two[0].valid  # 1 of 2 is no majority; an invalid member votes for nothing
+    assert not two[0].valid and not two[0].failed  # 1 of 2 is no majority; an invalid member votes for nothing
     with pytest.raises(ValueError, match="allowed values are majority, all"):
         EnsembleJudge(judges, rule="most")
+
+
+def test_an_ensemble_left_undecided_by_a_failed_member_is_a_judge_failure():
+    from diffusion_lab.judges.base import judge_failed
+
+    class Failing:
+        name = "llm"
+
+        def judge(self, texts, intended):
+            return [judge_failed("llm", "request failed after 1 attempts: HTTP 503") for _ in texts]
+
+    (v,) = EnsembleJudge([Fixed("a", ["pos"]), Failing()], rule="majority").judge(["x"], ["pos"])
+    assert not v.valid and v.failed and "judge failure" in v.reason
+    (v,) = EnsembleJudge([Fixed("a", ["pos"]), Fixed("b", ["pos"]), Failing()], rule="majority").judge(["x"], ["pos"])
+    assert v.valid and not v.failed  # 2 of 3 is a majority whatever the third did
 
 
 def test_parse_verdict_directly():

@@ -2,7 +2,8 @@
 
 ``rule=majority``: the label read by more than half of the judges (no majority -> no label); the
 score is the mean score of the judges that read it. ``rule=all``: every judge must read the same
-label; the score is the smallest of their scores. Invalid member verdicts vote for nothing.
+label; the score is the smallest of their scores. Invalid member verdicts vote for nothing; an
+undecided text with a member that failed (no answer) is a judge failure, not a rejection.
 """
 
 from __future__ import annotations
@@ -41,4 +42,5 @@ class EnsembleJudge:
         fluency = next((v.fluency for v in members if v.fluency is not None), None)
         reason = f"{self.rule}: {count}/{len(members)} read {label!r}; " + "; ".join(f"{v.judge}: {v.reason}" for v in members)
         return Verdict(judge=self.name, label=label if decided else None, score=score, reason=reason,
-                       valid=decided, fluency=fluency, details=[v.to_dict() for v in members])
+                       valid=decided, fluency=fluency, details=[v.to_dict() for v in members],
+                       failed=not decided and any(v.failed for v in members))

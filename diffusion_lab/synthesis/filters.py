@@ -3,11 +3,14 @@
 Order (each text is dropped by the first filter it fails, and the table counts that filter):
 ``length`` (words outside ``[min_words, max_words]``), ``exact_duplicate`` (same words as a real
 training text or an earlier synthetic one), ``contamination`` (shares a ``guard.ngram``-word n-gram
-with the validation or test texts), ``judge_agreement`` (the judge reads another label, or gave no
-valid verdict), ``fluency`` (bound per token below ``min_fluency``), ``near_duplicate`` (word
+with the validation or test texts), ``judge_failure`` (the judge gave no answer: its request failed;
+not a reading of the text), ``judge_agreement`` (the judge reads another label, or its answer was
+not a valid verdict), ``fluency`` (bound per token below ``min_fluency``), ``near_duplicate`` (word
 shingle Jaccard above ``max_jaccard`` with a text kept earlier). The threshold ``score >= tau`` comes
 last because ``task=synthesize`` tries several ``tau`` and picks one on validation.
 ``contamination_hits`` counts every text that shares an n-gram, whichever filter dropped it.
+``check_judge_failures``: a round in which most verdicts are judge failures stops the run (a
+measurement of nothing must not be reported as a result).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections import Counter
 
 from diffusion_lab.synthesis.text_overlap import ContaminationGuard, NearDuplicates, words
 
-FIXED = ("length", "exact_duplicate", "contamination", "judge_agreement", "fluency", "near_duplicate")
+FIXED = ("length", "exact_duplicate", "contamination", "judge_failure", "judge_agreement", "fluency",
+         "near_duplicate")
 ORDER = (*FIXED, "judge_score")
 
 
@@ -53,6 +57,8 @@ class SyntheticFilter:
             return "exact_duplicate", "same words as a real training text or an earlier synthetic one"
         if hits:
             return "contamination", f"shares {hits} {self.guard.n}-gram(s) with the validation/test texts"
+        if verdict.failed:
+            return "judge_failure", verdict.reason
         if self.require_agreement and not verdict.agrees(label):
             return "judge_agreement", f"judge: {verdict.reason}"
         if self.min_fluency is not None and (verdict.fluency is None or verdict.fluency < self.min_fluency):
@@ -61,6 +67,37 @@ class SyntheticFilter:
         if similarity > self.near.max_jaccard:
             return "near_duplicate", f"Jaccard {similarity:.2f} > {self.near.max_jaccard} with a kept text"
         return None, f"passed: {verdict.reason}"
+
+
+def check_judge_failures(verdicts, judge_cfg: dict, round_index: int, max_fraction: float = 0.5) -> None:
+    """Stop the run (``JudgeError``) when more than ``max_fraction`` of a round's verdicts are judge failures."""
+    from diffusion_lab.judges.base import JudgeError
+
+    failed = [v for v in verdicts if v.failed]
+    if verdicts and len(failed) > max_fraction * len(verdicts):
+        urls = judge_urls(judge_cfg)
+        where = f" judge.base_url={', '.join(urls)}:" if urls else ""
+        raise JudgeError(f"judge failures: {len(failed)} of {len(verdicts)} texts of round {round_index} got no "
+                         f"verdict (last: {failed[-1].reason});{where} check that the judge is reachable and "
+                         f"answers, then rerun (cached answers are not asked again)")
+
+
+def judge_urls(judge_cfg) -> list[str]:
+    """Every ``base_url`` in a (resolved, plain) judge config, ensemble members included."""
+    found = set()
+
+    def visit(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "base_url" and isinstance(v, str):
+                    found.add(v)
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    visit(judge_cfg)
+    return sorted(found)
 
 
 def kept(records: list[dict], threshold: float) -> list[dict]:

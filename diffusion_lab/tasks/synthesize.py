@@ -11,6 +11,9 @@
 3. The (round, threshold) with the best validation accuracy (then NLL) of the readout
    ``task.score_model`` is chosen; ``real_same_size``
    adds as many unused real rows as synthetic ones were kept, where the pool allows, same steps.
+   A judge that cannot be reached stops the run with one error naming ``judge.base_url``: checked
+   before any training, and again by the judge itself (``judges.llm``) and after each round (most
+   verdicts judge failures: ``synthesis.filters.check_judge_failures``); never "every text rejected".
 4. The test split is read once (``RealData.final_test``) and every configuration is scored on the same
    items (``synthesis.final_scoring``). Outputs: ``synthesis/records.py``.
 """
@@ -25,6 +28,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from diffusion_lab.evaluation.models import generative_readout
+from diffusion_lab.judges.base import JudgeError
+from diffusion_lab.net import unreachable
 from diffusion_lab.runs import write_results
 from diffusion_lab.synthesis import filters, records
 from diffusion_lab.synthesis.final_scoring import score_configurations
@@ -54,6 +59,16 @@ def build_judge(cfg: DictConfig, default_run_dir: Path, label_names: list[str]):
     return instantiate(node), OmegaConf.to_container(node)
 
 
+def check_judge_reachable(cfg: DictConfig, timeout_s: float = 5.0) -> None:
+    """Every server of the judge (``judge.base_url``, ensemble members included) accepts a connection."""
+    for url in filters.judge_urls(OmegaConf.to_container(cfg.judge, resolve=True)):
+        problem = unreachable(url, timeout_s)
+        if problem:
+            raise JudgeError(f"LLM judge: cannot reach judge.base_url={url} ({problem}): start the judge server "
+                             f"there, or set judge.base_url to the address it listens on (an OpenAI-compatible "
+                             f"API, e.g. http://localhost:8000/v1)")
+
+
 def _val(result: dict, model: str) -> tuple[float, float]:
     metrics = result["validation"][model]
     return float(metrics["accuracy"]), float(metrics["nll"])
@@ -80,6 +95,7 @@ def run(cfg: DictConfig) -> dict:
         raise ValueError("task.rounds must be >= 1 and task.score_thresholds must list at least one threshold")
     score_model = str(task.get("score_model", "generative"))
     generative_readout(score_model, cfg.classifier.mode, cfg.model.get("objective") == "autoregressive")
+    check_judge_reachable(cfg)  # before any training: an unreachable judge would waste it
     real = RealData(cfg, out)
     base = train_inner(cfg, out / "real_only", real.train_path, real)
     steps = int(base["optimizer_steps"])
@@ -90,7 +106,9 @@ def run(cfg: DictConfig) -> dict:
     base_acc, base_nll = _val(base, score_model)
     for r in range(1, int(task.rounds) + 1):
         texts, intended = _generate(generators, generator_dir, cfg, real.label_names, r)
-        new = screen.screen(texts, intended, judge.judge(texts, intended), r)
+        verdicts = judge.judge(texts, intended)
+        filters.check_judge_failures(verdicts, judge_cfg, r)  # judge failures are no result: stop
+        new = screen.screen(texts, intended, verdicts, r)
         write_jsonl(out / f"round_{r}" / "generated.jsonl", new)
         all_records += new
         best = None

@@ -2,7 +2,8 @@
 
 A visualize run has no Trainer, so it cannot go through ``logging_utils.build_loggers``; it follows
 the same rules instead: only when ``cfg.logger.wandb`` is configured and ``wandb_mode()`` is not
-``disabled``, online only with credentials (else offline, under ``<output_dir>/wandb/``), silent,
+``disabled``, online only with credentials and a reachable server (else offline, under
+``<output_dir>/wandb/``; ``logging_utils.wandb_start_mode``), silent,
 and with the project/name/group/job_type/tags of ``conf/logger/wandb.yaml``.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from diffusion_lab.logging_utils import wandb_mode
+from diffusion_lab.logging_utils import wandb_mode, wandb_start_mode
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,11 @@ def start_wandb_run(cfg: DictConfig, out_dir: str | Path) -> Any | None:
     """
     if not wandb_enabled(cfg):
         return None
-    mode = wandb_mode()
+    mode = wandb_start_mode(out_dir)
     os.environ.setdefault("WANDB_SILENT", "true")
     logger = instantiate(cfg.logger.wandb, save_dir=str(out_dir), offline=(mode == "offline"),
                          settings={"init_timeout": 60, "silent": True})
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if mode == "offline":
-        log.info("W&B is offline (no credentials or WANDB_MODE=offline). Upload later with: wandb sync %s",
-                 Path(out_dir) / "wandb" / "offline-run-*")
     return logger.experiment
 
 
