@@ -14,6 +14,7 @@ declared or fail composition, and its errors arrive from inside composition rath
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -134,8 +135,46 @@ class TrainerSchema:
                               "trainer.max_epochs decides) or a positive number of steps")
 
 
-SCHEMAS = {"data": DataSchema, "masking": MaskingSchema, "sampler": SamplerSchema,
-           "classifier": ClassifierSchema, "trainer": TrainerSchema}
+@dataclass
+class EvalSchema:
+    """``eval.*`` (task=evaluate, and ``data.max_test`` reads ``eval.max_test``: checked first so the error
+    names the key the user set)."""
+
+    max_test: int | None = None
+    num_draws: int | None = None
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self):
+        _positive("eval", self, "batch_size")
+        if self.max_test is not None and self.max_test <= 0:
+            raise ConfigError(f"eval.max_test={self.max_test}: must be a positive number of test items, or null (all)")
+        if self.num_draws is not None and self.num_draws <= 0:
+            raise ConfigError(f"eval.num_draws={self.num_draws}: must be a positive number of draws, or null "
+                              "(the run's classifier.num_draws)")
+        _seed("eval.seed", self.seed)
+
+
+@dataclass
+class OptimizerSchema:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        if not math.isfinite(self.lr) or self.lr < 0:  # 0 is allowed: init-only runs take one step at lr 0
+            raise ConfigError(f"optimizer.lr={self.lr}: must be a finite learning rate >= 0, e.g. optimizer.lr=1e-3")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(f"optimizer.weight_decay={self.weight_decay}: must be a finite number >= 0")
+
+
+def _seed(key: str, value) -> None:
+    """numpy and torch take seeds in [0, 2**32): a negative one would fail deep inside them."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ConfigError(f"{key}={value!r}: must be a whole number in [0, 2**32), e.g. {key}=0")
+
+
+SCHEMAS = {"eval": EvalSchema, "optimizer": OptimizerSchema, "data": DataSchema, "masking": MaskingSchema,
+           "sampler": SamplerSchema, "classifier": ClassifierSchema, "trainer": TrainerSchema}
 
 
 def _check(section: str, schema, node: DictConfig) -> None:
@@ -150,6 +189,8 @@ def _check(section: str, schema, node: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first bad value, before any data is read or model built."""
+    if cfg.get("seed") is not None:
+        _seed("seed", cfg.seed)
     for section, schema in SCHEMAS.items():
         if section in cfg and cfg[section] is not None:
             _check(section, schema, cfg[section])

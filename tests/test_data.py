@@ -137,7 +137,8 @@ def test_text_files_errors_name_problem_and_fix(tmp_path):
     with pytest.raises(ValueError, match=r"test split is empty .*\(20 rows were exact copies of training texts"):
         TextFilesSource(tr, tr).load(0)
     write_jsonl(tmp_path / "empty.jsonl", [{"text": " ", "label": "a"}])
-    with pytest.raises(ValueError, match="test split is empty"):
+    with pytest.raises(ValueError, match=r"test file .*empty.jsonl: all 1 texts in column 'text' are empty or "
+                                         r"whitespace-only \(e.g. line 1\)"):
         TextFilesSource(tr, tmp_path / "empty.jsonl").load(0)
 
 

@@ -151,10 +151,15 @@ def assemble_splits(
     stats = dict(stats or {})
     dups = stats.setdefault("duplicates_removed", {})
     train, dups["within_train"] = dedupe(shuffle_rows(train, seed))
+    skipped = stats.get("empty_skipped", 0)
+    why = f"; {skipped} empty or whitespace-only texts were skipped" if skipped else ""
+    if not train[0]:  # not val_size's fault: there is nothing to carve from
+        raise ValueError(f"{source}: the train split has no texts after cleaning{why}; check the input files")
     if validation is None:
         n_val = resolve_size(val_size, len(train[0]), "val_size")
         if n_val >= len(train[0]):
-            raise ValueError(f"{source}: val_size={val_size} leaves no training rows (train has {len(train[0])})")
+            raise ValueError(f"{source}: val_size={val_size} leaves no training rows (train has {len(train[0])}"
+                             f"{why})")
         train, validation = stratified_split(train, n_val, seed)
         stats["val_from_train"] = True
     else:

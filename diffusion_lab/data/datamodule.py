@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
 from diffusion_lab.data.cleaning import stratified_indices
+from diffusion_lab.data.labels import warn_many_classes
 from diffusion_lab.data.splits import TextSplits
 from diffusion_lab.data.tokenizer import encode_texts
 from diffusion_lab.data.windows import POLICIES, RandomWindows, document_batches, window_rows, window_stats
@@ -90,6 +91,7 @@ class TextDataModule(L.LightningDataModule):
                 yield from self._splits.unsup["text"]
 
         self._tokenizer = self.tokenizer_builder.build(texts, save_dir)
+        warn_many_classes(self._splits.num_classes, len(self._tokenizer))
 
     def prepare_data(self) -> None:
         # rank 0 only: with a cache_dir the tokenizer is trained once and the other ranks reload it
@@ -133,11 +135,20 @@ class TextDataModule(L.LightningDataModule):
             return ds
         return ds.select(np.sort(stratified_indices(ds["label"], n, self.seed)))
 
+    def _encode(self, texts: list[str]) -> dict[str, list]:
+        """``input_ids`` as ``tokenize`` gives them (cut on the tokenizer's truncation side) and ``full_length``,
+        each document's token count BEFORE truncation (``window_stats``); one pass without the "longer than
+        the model" warning."""
+        full, n = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"], self.max_length
+        cut = (lambda x: x) if self.long_text == "windows" else (
+            (lambda x: x[-n:]) if getattr(self.tokenizer, "truncation_side", "right") == "left" else (lambda x: x[:n]))
+        return {"input_ids": [cut(x) for x in full], "full_length": [len(x) for x in full]}
+
     def _tokenized(self, name: str, ds: Dataset) -> Dataset:
         # an explicit fingerprint: hashing the tokenizer object for the default one is slow
-        fp = hashlib.sha1(f"{name}-{len(ds)}-{self.max_length}-{self.long_text}-{len(self.tokenizer)}".encode()).hexdigest()
+        fp = hashlib.sha1(f"{name}-{len(ds)}-{self.max_length}-{self.long_text}-{len(self.tokenizer)}-full".encode()).hexdigest()
         out = ds.map(
-            lambda b: {"input_ids": self.tokenize(b["text"])},
+            lambda b: self._encode(b["text"]),
             batched=True, new_fingerprint=fp, desc=f"tokenizing {name}",  # text kept: reports show it
         )
         lengths = [len(x) for x in out["input_ids"]]
@@ -165,9 +176,10 @@ class TextDataModule(L.LightningDataModule):
 
     # ---- loaders --------------------------------------------------------------------------------
     def window_stats(self, split: str) -> dict:
-        """The window policy and how many documents of ``split`` were longer than one window."""
+        """The window policy and how many documents of ``split`` were longer than one window: counted on
+        the documents' token counts before truncation (``full_length``), so ``truncate`` reports what it cut."""
         self.setup()
-        return window_stats(self.datasets[split]["length"], self.long_text, self.max_length, self.window_overlap)
+        return window_stats(self.datasets[split]["full_length"], self.long_text, self.max_length, self.window_overlap)
 
     def eval_rows(self, split_name: str) -> list[dict]:
         """``split_name`` as window rows (one per document when truncating), documents in order."""
