@@ -77,3 +77,16 @@ class TableBackbone(torch.nn.Module):
 
     def forward(self, x, att=None, condition=None):
         return self.logp.expand(x.shape[0], x.shape[1], self.logp.shape[-1]).clone()
+
+
+# ---- GPU-gated tests ---------------------------------------------------------------------------------
+# ``@pytest.mark.gpu`` (registered in pyproject.toml): the test needs CUDA and is skipped without it, as
+# lightning-hydra-template's ``RunIf(min_gpus=1)`` does; ``pytest -m gpu`` selects exactly these (the GPU
+# check, experiments/gpu/check.sh, runs them on the lent GPU machine).
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False): experiments/gpu/check.sh")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
