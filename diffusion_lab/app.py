@@ -2,9 +2,12 @@
 
 ``run`` always closes the W&B run, also on failure, and always leaves a ``results.json`` that says
 how the run ended: ``finished`` (the task's own results), ``failed`` (error and traceback) or
-``interrupted`` (Ctrl-C / SIGTERM; Lightning's ``OnExceptionCheckpoint`` has saved
-``checkpoints/on_exception.ckpt``). A results file of finished work written before this process
-started is never replaced by a failure record (that goes to ``results_<status>.json``).
+``interrupted`` (Ctrl-C: exit 130, SIGTERM as sent by SLURM, Kubernetes or ``timeout``: exit 143;
+Lightning's ``OnExceptionCheckpoint`` has saved ``checkpoints/on_exception.ckpt`` when training was
+running, and the message says how to resume). A results file written before this process started
+is never replaced by a failure record (that goes to ``results_<status>.json``). A directory that
+holds a started or finished run is refused unless ``resume=true`` (``run_guard.RunDirGuard`` decides
+before Hydra writes there; ``run`` checks again for runs started without Hydra's launcher).
 In a multirun sweep a failing job is recorded and the sweep goes on with the next job.
 
 On the command line an error is one line after a one-line header; the full traceback is in the
@@ -14,9 +17,9 @@ The config is saved as ``config_resolved.yaml``; ``print_config=true`` also prin
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -30,8 +33,9 @@ from omegaconf import DictConfig, OmegaConf
 from diffusion_lab import resolvers  # noqa: F401  (registers ${dl.*} resolvers)
 from diffusion_lab.config_schema import ConfigError, check_accelerator, validate
 from diffusion_lab.logging_utils import finish_wandb, get_logger
+from diffusion_lab.redaction import redact
 from diffusion_lab.rich_utils import print_config_tree
-from diffusion_lab.runs import check_resume_config, require_run_kind, write_results
+from diffusion_lab.runs import check_fresh_output_dir, check_resume, write_results
 
 log = get_logger("diffusion_lab")
 
@@ -45,24 +49,6 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
 
 
-def resume_dir(cfg: DictConfig) -> Path | None:
-    """The run ``resume=true`` continues (``run_dir``, else this run's own directory), or None."""
-    if not cfg.get("resume"):
-        return None
-    return Path(str(cfg.run_dir)) if cfg.get("run_dir") else Path(cfg.output_dir)
-
-
-def check_resume(cfg: DictConfig) -> None:
-    """``resume=true``: the run must be of this task, and its config the same (``runs.check_resume_config``)."""
-    base = resume_dir(cfg)
-    if base is None:
-        return
-    if not (base / "config_resolved.yaml").exists() and not (base / ".hydra" / "config.yaml").exists():
-        return  # nothing to compare with: the task reports the missing checkpoint
-    require_run_kind(base, [cfg.task.name], f"resume=true with task={cfg.task.name}")
-    check_resume_config(cfg, base)
-
-
 def _log_files() -> list[logging.FileHandler]:
     return [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
 
@@ -70,31 +56,69 @@ def _log_files() -> list[logging.FileHandler]:
 def _traceback_to_log_file(err: BaseException) -> str | None:
     """The full traceback into the run's log file only (the terminal gets one line); its path."""
     handlers = _log_files()
-    record = logging.LogRecord("diffusion_lab", logging.ERROR, __file__, 0, "run failed: %s: %s",
-                               (type(err).__name__, err), (type(err), err, err.__traceback__))
+    text = redact("".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip("\n"))
+    record = logging.LogRecord("diffusion_lab", logging.ERROR, __file__, 0, "run failed: %s: %s\n%s",
+                               (type(err).__name__, redact(str(err)), text), None)
     for handler in handlers:
         handler.handle(record)
     return handlers[0].baseFilename if handlers else None
 
 
 def record_status(out: Path, status: str, err: BaseException, started: float) -> Path | None:
-    """Write ``results.json`` with ``status`` and the error, never over finished earlier work."""
+    """Write ``results.json`` with ``status`` and the error, never over an earlier run's record (a finished,
+    failed or interrupted run being resumed keeps its ``results.json``; this goes to ``results_<status>.json``)."""
     if not out.is_dir():
         return None
     path = out / "results.json"
+    earlier = path.exists() and path.stat().st_mtime < started
+    name = f"results_{status}.json" if earlier else "results.json"
     try:
-        earlier = json.loads(path.read_text()) if path.exists() and path.stat().st_mtime < started else None
-    except (OSError, ValueError):
-        earlier = None
-    name = f"results_{status}.json" if earlier and earlier.get("status") == "finished" else "results.json"
-    return write_results(out, {"status": status, "error": f"{type(err).__name__}: {err}",
-                               "traceback": traceback.format_exc()}, name)
+        return write_results(out, {"status": status, "error": redact(f"{type(err).__name__}: {err}"),
+                                   "traceback": redact(traceback.format_exc())}, name)
+    except OSError as write_err:  # a full disk: say so instead of pointing at a file that is not there
+        log.error("could not write %s (%s): the run's status is only in this log", out / name, write_err)
+        return None
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived: raised from the signal handler, so Lightning's interrupt handling
+    (``OnExceptionCheckpoint``) runs during ``fit`` and ``run`` records ``interrupted`` anywhere else."""
+
+
+#: the signals a run records as ``interrupted``, with the shell's exit code for each (128 + number)
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+_received: list[signal.Signals] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _received.append(signal.Signals(signum))
+    raise Interrupted(f"{signal.Signals(signum).name} received")
+
+
+def _install_signal_handlers() -> dict:
+    """Our handler for SIGTERM and SIGINT (main thread only); returns the previous ones to restore."""
+    previous = {}
+    for sig in EXIT_CODES:
+        try:
+            previous[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread (a launcher's worker): the process default stays
+            break
+    return previous
+
+
+def _resume_hint(cfg: DictConfig, out: Path) -> str:
+    on_exc = out / "checkpoints" / "on_exception.ckpt"
+    which = f" checkpoint={on_exc}" if on_exc.exists() else ""
+    return f"resume with the same command plus: resume=true run_dir={out}{which}"
 
 
 def run(cfg: DictConfig):
     """Validate, save the config, check a resume, then run ``cfg.task.run(cfg)``; returns its result dict."""
     out = Path(cfg.output_dir)
     started = time.time()
+    check_fresh_output_dir(out, bool(cfg.get("resume")), key="output_dir")  # before anything is written there
+    previous_handlers = _install_signal_handlers()
+    _received.clear()
     try:
         validate(cfg)
         check_accelerator(cfg)
@@ -109,11 +133,14 @@ def run(cfg: DictConfig):
             write_results(out, {"status": "finished", **result})
         return result
     except (KeyboardInterrupt, SystemExit) as err:
-        if isinstance(err, SystemExit) and err.code in (0, None):
+        if isinstance(err, SystemExit) and err.code in (0, None) and not _received:
             raise
-        record_status(out, "interrupted", err, started)
-        log.error("interrupted: results.json says status=interrupted; checkpoints/on_exception.ckpt holds "
-                  "the state when training was running")
+        what = _received[0].name if _received else type(err).__name__
+        record_status(out, "interrupted", Interrupted(f"{what} received") if _received else err, started)
+        log.error("interrupted (%s): results.json says status=interrupted; %s", what, _resume_hint(cfg, out))
+        print(f"interrupted ({what}): status in {out}/results.json; {_resume_hint(cfg, out)}", file=sys.stderr)
+        if _received:  # the shell's convention, also when Lightning turned the interrupt into sys.exit(1)
+            raise SystemExit(EXIT_CODES[_received[0]]) from None
         raise
     except Exception as err:
         _traceback_to_log_file(err)
@@ -124,6 +151,8 @@ def run(cfg: DictConfig):
         return {"status": "failed"}
     finally:
         finish_wandb()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
 
 
 def _written_since(path: Path, started: float) -> bool:
@@ -140,7 +169,7 @@ def _hydra_main(cfg: DictConfig):
     try:
         result = run(cfg)
     except ConfigError as err:
-        print(f"config error: {_one_line(err)}", file=sys.stderr)
+        print(f"config error: {redact(_one_line(err))}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -148,7 +177,7 @@ def _hydra_main(cfg: DictConfig):
         logs = [h.baseFilename for h in _log_files()]
         where = f"full traceback in {logs[0]}" if logs else "set HYDRA_FULL_ERROR=1 for the traceback"
         print(f"task={cfg.task.name} failed ({where}; status in {cfg.output_dir}/results.json)", file=sys.stderr)
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        print(f"error: {redact(_one_line(err))}", file=sys.stderr)
         sys.exit(1)
     metric = cfg.task.get("monitor")
     if isinstance(result, dict) and metric in result:  # the value Optuna sweepers optimise

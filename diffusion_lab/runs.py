@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from diffusion_lab.config_schema import ConfigError
@@ -48,8 +51,6 @@ def write_results(run_dir: Path, results: dict, name: str = "results.json") -> P
     ``name`` with ``os.replace``: a kill at any moment leaves either the previous file or the new one,
     never a truncated one.
     """
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
     path = Path(run_dir) / name
     if getattr(rank_zero_only, "rank", 0) != 0:
         return path
@@ -57,6 +58,7 @@ def write_results(run_dir: Path, results: dict, name: str = "results.json") -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the run's other files follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -66,6 +68,70 @@ def write_results(run_dir: Path, results: dict, name: str = "results.json") -> P
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: what diffusion_lab leaves in a run directory once a run has started (Hydra's own ``.hydra/`` and log are not)
+RUN_MARKERS = ("config_resolved.yaml", "results.json", "checkpoints")
+
+
+def _results_status(path: Path) -> str | None:
+    try:
+        return json.loads((Path(path) / "results.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def started_run(path: Path) -> str | None:
+    """A one-line description of the run ``path`` holds (``task=train_lm run, status finished``), or None.
+
+    An attempt that failed before writing any checkpoint (a bad value, a missing file) is not a run to
+    protect: its directory may be used again, and its record is replaced."""
+    path = Path(path)
+    found = [m for m in RUN_MARKERS if (path / m).exists()]
+    if not found or (_results_status(path) == "failed" and not (path / "checkpoints").exists()):
+        return None
+    facts = []
+    try:
+        facts.append(f"task={run_kind(path)} run")
+    except (FileNotFoundError, ValueError, OSError):
+        facts.append("run")
+    status = _results_status(path)
+    facts.append(f"status {status}" if status else "no readable results.json (started or killed)")
+    return ", ".join(facts) + f" ({', '.join(found)})"
+
+
+def check_fresh_output_dir(out: Path, resume: bool, key: str = "hydra.run.dir") -> None:
+    """Refuse to start a new run in a directory that holds a started or finished run, unless ``resume=true``.
+
+    Lightning would continue its ``last.ckpt`` and the new run would replace the old one's config, metrics
+    and results: two runs must never write into one directory. Called before anything is written there.
+    """
+    if resume or getattr(rank_zero_only, "rank", 0) != 0:
+        return  # ranks > 0 of a multi-process run start in rank 0's directory on purpose
+    what = started_run(out)
+    if what is not None:
+        raise ConfigError(
+            f"{key}={out} already holds a {what}; a new run never writes into another run's directory. "
+            f"Choose another {key} (or leave it unset: every run gets its own), or continue that run with "
+            f"resume=true run_dir={out}"
+        )
+
+
+def check_writable_dir(out: Path, key: str = "hydra.run.dir") -> None:
+    """Create ``out`` (and its parents) now, so an unwritable place fails as one line naming the key."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write_probe.", delete=True)
+        probe.close()
+    except OSError as err:
+        raise ConfigError(f"{key}={out} cannot be written ({err.strerror or err}); choose a writable "
+                          f"directory with {key}=<path> (or hydra.sweep.dir=<path> for -m)") from None
 
 
 def run_kind(run_dir: Path) -> str | None:
@@ -160,6 +226,24 @@ def check_resume_config(cfg: DictConfig, run_dir) -> dict[str, tuple]:
     return accepted
 
 
+def resume_dir(cfg: DictConfig) -> Path | None:
+    """The run ``resume=true`` continues (``run_dir``, else this run's own directory), or None."""
+    if not cfg.get("resume"):
+        return None
+    return Path(str(cfg.run_dir)) if cfg.get("run_dir") else Path(cfg.output_dir)
+
+
+def check_resume(cfg: DictConfig) -> None:
+    """``resume=true``: the run must be of this task, and its config the same (``check_resume_config``)."""
+    base = resume_dir(cfg)
+    if base is None:
+        return
+    if not (base / "config_resolved.yaml").exists() and not (base / ".hydra" / "config.yaml").exists():
+        return  # nothing to compare with: the task reports the missing checkpoint
+    require_run_kind(base, [cfg.task.name], f"resume=true with task={cfg.task.name}")
+    check_resume_config(cfg, base)
+
+
 def _short(value, n: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= n else text[: n - 3] + "..."
@@ -168,8 +252,6 @@ def _short(value, n: int = 40) -> str:
 def record_resume_config(cfg: DictConfig, run_dir: Path) -> None:
     """After a resume has been accepted: the run's ``config_resolved.yaml`` becomes this config,
     the previous one kept as ``config_before_resume_<n>.yaml``."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
     run_dir = Path(run_dir)
     current = run_dir / "config_resolved.yaml"
     if getattr(rank_zero_only, "rank", 0) != 0 or Path(cfg.output_dir).resolve() == run_dir.resolve():
@@ -212,17 +294,39 @@ def _alternatives(path: Path, key: str) -> str:
     return "try " + " or ".join(f"{key}={p}" for p in others)
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint that holds more than tensors and plain values: unpickling it could run code."""
+
+
+def _unsupported_global(text: str) -> str:
+    """The global torch's restricted unpickler refused (e.g. ``posix.system``), from its error text."""
+    match = re.search(r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?([\w.]+)", text, re.IGNORECASE)
+    return f"a reference to {match.group(1)}" if match else ""
+
+
 def _load(path: Path, key: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: torch's restricted unpickler (tensors, containers, numbers, strings); a shared run
+        # directory must never be able to run code on the machine that loads it
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or "state_dict" not in state:
             raise ValueError("no state_dict inside")
         return state
     except Exception as err:
+        found = _unsupported_global(str(err)) if isinstance(err, pickle.UnpicklingError) else ""
+        if found:
+            raise UnsafeCheckpointError(
+                f"checkpoint {path} refused: it holds objects other than tensors and plain values ({found}), "
+                f"and unpickling them could run code. diffusion_lab loads checkpoints with "
+                f"torch.load(weights_only=True) only; use a checkpoint written by diffusion_lab, or re-save a "
+                f"trusted one as a plain state_dict"
+            ) from None
         reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err):  # torch's long weights-only notice says nothing about the file
+            reason = "not a torch checkpoint"
         size = path.stat().st_size
         raise CheckpointError(
             f"checkpoint {path} is unreadable ({size} bytes, {'empty' if size == 0 else 'truncated or corrupt'}: "

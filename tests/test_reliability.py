@@ -219,11 +219,11 @@ def test_12_max_steps_zero_is_refused_not_finished(tmp_path):
 
 
 def test_12_failure_keeps_finished_results_and_records_the_error(trained, tmp_path):
-    """A failing second attempt in the same directory records its failure beside the finished results."""
+    """A failing resume in the same directory records its failure beside the finished results."""
     run = _copy(trained, tmp_path)
     finished = (run / "results.json").read_text()
     with pytest.raises(RuntimeError, match="boom"):
-        _run(["+callbacks.boom._target_=tests.test_reliability.Boom"], run)
+        _run(["resume=true", "trainer.max_epochs=3", "+callbacks.boom._target_=tests.test_reliability.Boom"], run)
     assert (run / "results.json").read_text() == finished
     failed = json.loads((run / "results_failed.json").read_text())
     assert failed["status"] == "failed" and "Traceback" in failed["traceback"]

@@ -19,8 +19,14 @@ from diffusion_lab.builders import build_backbone, build_lm
 from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
 from diffusion_lab.classifiers.generative import GenerativeClassifier
 from diffusion_lab.classifiers.label_tokens import add_label_tokens
+from diffusion_lab.classifiers.tfidf import TfidfLogReg
+from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.models.conditions import num_conditions
 from diffusion_lab.targets import build_target, table
+
+log = get_logger(__name__)
+#: the tfidf_lr baseline's file in a classifier run (plain arrays, ``TfidfLogReg.save``)
+TFIDF_FILE = "tfidf_lr.npz"
 
 
 def label_frequency_prior(train_labels, num_classes: int) -> list[float]:
@@ -106,11 +112,10 @@ def load_classifier_run(run_dir, which: str = "best"):
     """Rebuild a ``task=train_classifier`` run: ``(cfg, tokenizer, generative, baselines)``.
 
     ``baselines`` maps ``discriminative`` (its own checkpoint under ``discriminative/``) and
-    ``tfidf_lr`` (``tfidf_lr.joblib``) to loaded models when the run trained them.
+    ``tfidf_lr`` (``tfidf_lr.npz``, plain arrays) to loaded models when the run trained them.
     """
     from pathlib import Path
 
-    import joblib
     from transformers import AutoTokenizer
 
     from diffusion_lab.runs import find_checkpoint, load_checkpoint, load_run_config
@@ -143,6 +148,9 @@ def load_classifier_run(run_dir, which: str = "best"):
         disc = build_discriminative(cfg, tokenizer, num_classes)
         disc.load_state_dict(load_checkpoint(find_checkpoint(disc_dir, which))["state_dict"])
         baselines["discriminative"] = disc.eval()
-    if (run_dir / "tfidf_lr.joblib").exists():
-        baselines["tfidf_lr"] = joblib.load(run_dir / "tfidf_lr.joblib")
+    if (run_dir / TFIDF_FILE).exists():
+        baselines["tfidf_lr"] = TfidfLogReg.load(run_dir / TFIDF_FILE)
+    elif (run_dir / "tfidf_lr.joblib").exists():  # runs before plain-array saving: a pickle is never loaded
+        log.warning("%s/tfidf_lr.joblib is not loaded: unpickling a file can run code. The tfidf_lr baseline is "
+                    "left out; retrain the run to get %s", run_dir, TFIDF_FILE)
     return cfg, tokenizer, clf, baselines

@@ -1,8 +1,15 @@
-"""The ``tfidf_lr`` baseline: TF-IDF (1-2 grams, sublinear tf) + logistic regression, C chosen on validation."""
+"""The ``tfidf_lr`` baseline: TF-IDF (1-2 grams, sublinear tf) + logistic regression, C chosen on validation.
+
+Saved as plain arrays (``tfidf_lr.npz``: vocabulary, idf, coefficients, intercepts, classes, and the settings
+as JSON text), loaded with ``allow_pickle=False``: a run directory someone shares can never run code here,
+which a pickled (joblib) model could.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -32,6 +39,43 @@ class TfidfLogReg:
             if best is None or loss < best[0]:
                 best = (loss, c, model)
         _, self.chosen_c, self.model = best
+        return self
+
+    def save(self, path: Path) -> Path:
+        """Write the fitted model as plain arrays (no pickle) to ``path`` (``.npz``)."""
+        vocab = self.vectorizer.vocabulary_
+        terms = np.array(sorted(vocab, key=vocab.__getitem__), dtype=np.str_)
+        settings = {"c_grid": self.c_grid, "max_features": self.max_features, "seed": self.seed,
+                    "chosen_c": self.chosen_c, "validation_log_loss": {str(c): v for c, v in self.validation_log_loss.items()},
+                    "ngram_range": list(self.vectorizer.ngram_range), "sublinear_tf": self.vectorizer.sublinear_tf,
+                    "min_df": self.vectorizer.min_df}
+        with open(path, "wb") as f:  # a file object: np.savez would otherwise append .npz to the name
+            np.savez(f, terms=terms, idf=self.vectorizer.idf_, coef=self.model.coef_, intercept=self.model.intercept_,
+                     classes=np.asarray(self.model.classes_), settings=np.array(json.dumps(settings)))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> TfidfLogReg:
+        """The model ``save`` wrote; any pickled object in the file is refused (``allow_pickle=False``)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in ("terms", "idf", "coef", "intercept", "classes", "settings")}
+        except ValueError as err:  # object arrays: the only way a pickle gets into an .npz
+            raise ValueError(f"{path} refused: it holds pickled objects ({err}), which could run code when "
+                             "loaded; only plain arrays are read. Retrain the run's tfidf_lr baseline") from None
+        except (KeyError, OSError) as err:
+            raise ValueError(f"{path} is not a tfidf_lr model file ({err}); retrain the baseline") from None
+        settings = json.loads(str(arrays["settings"]))
+        self = cls(settings["c_grid"], settings["max_features"], settings["seed"])
+        self.vectorizer.set_params(ngram_range=tuple(settings["ngram_range"]), sublinear_tf=settings["sublinear_tf"],
+                                   min_df=settings["min_df"])
+        self.vectorizer.vocabulary_ = {str(t): i for i, t in enumerate(arrays["terms"])}
+        self.vectorizer.idf_ = arrays["idf"]
+        model = LogisticRegression(C=settings["chosen_c"], max_iter=2000, random_state=settings["seed"])
+        model.coef_, model.intercept_, model.classes_ = arrays["coef"], arrays["intercept"], arrays["classes"]
+        model.n_features_in_ = arrays["coef"].shape[1]
+        self.model, self.chosen_c = model, settings["chosen_c"]
+        self.validation_log_loss = {float(c): v for c, v in settings["validation_log_loss"].items()}
         return self
 
     def log_probs(self, texts) -> tuple[np.ndarray, float]:

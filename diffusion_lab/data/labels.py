@@ -28,6 +28,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from diffusion_lab.models.conditions import num_conditions
+
 log = logging.getLogger(__name__)
 
 _INT = re.compile(r"[-+]?\d+")
@@ -130,18 +132,19 @@ def class_table_parameters(num_classes: int, vocab_size: int) -> int:
     """Parameters a conditional classifier spends on the per-class output bias alone: one row over the
     vocabulary per condition (the classes and "no label"), the vocabulary itself grown by one label token
     per condition (``classifiers.label_tokens``): quadratic in the number of classes."""
-    return (num_classes + 1) * (vocab_size + num_classes + 1) if num_classes else 0
+    conditions = num_conditions(num_classes)
+    return conditions * (vocab_size + conditions) if num_classes else 0
 
 
 def warn_many_classes(num_classes: int, vocab_size: int) -> bool:
     """Warn (with the parameter count) when the class count alone makes a model large: 10,000 classes
     turn a 0.9M-parameter tiny model into 108M. A warning, not an error: many classes can be meant."""
-    extra = class_table_parameters(num_classes, vocab_size)
+    extra, conditions = class_table_parameters(num_classes, vocab_size), num_conditions(num_classes)
     if extra <= MANY_CLASS_PARAMETERS:
         return False
     log.warning("%d classes: a conditional classifier adds a label token per class (vocabulary %d -> %d) and a "
                 "per-class output bias of %d x %d = %.1fM parameters, whatever the backbone's size "
                 "(classifier.mode=per_class builds %d models instead); if that many classes is not meant, check "
-                "dataset.label_column", num_classes, vocab_size, vocab_size + num_classes + 1, num_classes + 1,
-                vocab_size + num_classes + 1, extra / 1e6, num_classes)
+                "dataset.label_column", num_classes, vocab_size, vocab_size + conditions, conditions,
+                vocab_size + conditions, extra / 1e6, num_classes)
     return True

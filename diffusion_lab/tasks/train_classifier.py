@@ -10,18 +10,17 @@ import logging
 import time
 from pathlib import Path
 
-import joblib
 import lightning as L
 from omegaconf import DictConfig
 
 from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
-from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
+from diffusion_lab.classifiers.build import TFIDF_FILE, build_discriminative, build_generative, log_prior
 from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics, render
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import wandb_logger
-from diffusion_lab.runs import load_checkpoint, write_results
+from diffusion_lab.runs import check_checkpoint_readable, load_checkpoint, write_results
 from diffusion_lab.tasks.train_lm import resume_target
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,10 @@ BASELINES = ("discriminative", "tfidf_lr")
 def _fit_best(cfg, module, dm, out: Path, ckpt_path: str | None = None, **trainer_overrides):
     """Fit (or continue from ``ckpt_path``), load the best checkpoint, and put the module back on the
     training device: Lightning's strategy teardown moves it to the CPU after ``fit``."""
+    if ckpt_path:
+        check_checkpoint_readable(Path(ckpt_path))  # a corrupt or code-carrying file is refused by name
     trainer = build_trainer(cfg, out, **trainer_overrides)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
         module.load_state_dict(load_checkpoint(Path(best))["state_dict"])
@@ -88,19 +89,14 @@ def run(cfg: DictConfig) -> dict:
         val_preds["generative_infill"], test_preds["generative_infill"] = _infill(clf, val_loader), _infill(clf, test_loader)
         val_preds["generative_hybrid"] = _hybrid(clf, val_loader, cfg.task.eval_seed, **score)
         test_preds["generative_hybrid"] = _hybrid(clf, test_loader, cfg.task.eval_seed + 1, **score)
-    if "discriminative" in cfg.task.baselines:
-        disc = build_discriminative(cfg, dm.tokenizer, num_classes)
-        disc_resume = _resume_point(out / "discriminative") if ckpt_path else None
-        _fit_best(cfg, disc, dm, out / "discriminative", disc_resume, max_steps=max(steps, 1), max_epochs=-1,
-                  max_time=None)
-        val_preds["discriminative"], test_preds["discriminative"] = predict(disc, val_loader), predict(disc, test_loader)
-    if "tfidf_lr" in cfg.task.baselines:
-        full = cfg.task.get("tfidf_full_text", False) or dm.long_text == "windows"  # whole documents for all
-        tfidf = TfidfLogReg(seed=cfg.seed).fit(_texts(dm, "train", not full), dm.datasets["train"]["label"],
-                                               _texts(dm, "validation", not full), dm.datasets["validation"]["label"])
-        joblib.dump(tfidf, out / "tfidf_lr.joblib")  # task=evaluate reloads it
-        val_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "validation", full)
-        test_preds["tfidf_lr"] = _tfidf_preds(tfidf, dm, "test", full)
+    failed = {}
+    for name in (b for b in BASELINES if b in cfg.task.baselines):
+        try:  # a baseline's failure is recorded beside the models that finished, never discards them
+            val_preds[name], test_preds[name] = BASELINE_FITS[name](cfg, dm, out, num_classes, steps, ckpt_path)
+        except Exception as err:
+            log.error("baseline %s failed (recorded in results.json, the other models are kept): %s: %s",
+                      name, type(err).__name__, err)
+            failed[name] = f"{type(err).__name__}: {err}"
     results = {
         "status": "finished",
         "models": {name: model_metrics(val_preds[name], test_preds[name]) for name in test_preds},
@@ -117,7 +113,8 @@ def run(cfg: DictConfig) -> dict:
         **({"auto_stage_draws": clf.auto_stage_tables} if hasattr(clf, "auto_stage_tables") else {}),
         "model": cfg.model.name, "max_length": cfg.data.max_length,
         "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
-        "tfidf_input": "full text" if "tfidf_lr" in test_preds and full else "token window",
+        "tfidf_input": ("full text" if _tfidf_full_text(cfg, dm) else "token window") if "tfidf_lr" in test_preds else None,
+        "failed_models": failed,
         "duplicates_removed": dm.splits.stats.get("duplicates_removed"), "dataset_stats": dm.splits.stats,
         "label_names": dm.label_names, "wall_s": time.time() - started,
     }
@@ -128,6 +125,31 @@ def run(cfg: DictConfig) -> dict:
 
         evaluate_run(out, cfg, out)
     return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
+
+
+def _fit_discriminative(cfg, dm, out: Path, num_classes: int, steps: int, ckpt_path):
+    """The discriminative twin: same backbone and tokenizer, the generative model's optimizer steps."""
+    disc = build_discriminative(cfg, dm.tokenizer, num_classes)
+    disc_resume = _resume_point(out / "discriminative") if ckpt_path else None
+    _fit_best(cfg, disc, dm, out / "discriminative", disc_resume, max_steps=max(steps, 1), max_epochs=-1,
+              max_time=None)
+    return predict(disc, dm.dataloader("validation")), predict(disc, dm.dataloader("test"))
+
+
+def _tfidf_full_text(cfg, dm) -> bool:
+    return bool(cfg.task.get("tfidf_full_text", False) or dm.long_text == "windows")  # whole documents for all
+
+
+def _fit_tfidf(cfg, dm, out: Path, num_classes: int, steps: int, ckpt_path):
+    """TF-IDF + logistic regression, C chosen on validation; saved as plain arrays for task=evaluate."""
+    full = _tfidf_full_text(cfg, dm)
+    tfidf = TfidfLogReg(seed=cfg.seed).fit(_texts(dm, "train", not full), dm.datasets["train"]["label"],
+                                           _texts(dm, "validation", not full), dm.datasets["validation"]["label"])
+    tfidf.save(out / TFIDF_FILE)
+    return _tfidf_preds(tfidf, dm, "validation", full), _tfidf_preds(tfidf, dm, "test", full)
+
+
+BASELINE_FITS = {"discriminative": _fit_discriminative, "tfidf_lr": _fit_tfidf}
 
 
 def _texts(dm, split: str, window: bool = False) -> list[str]:

@@ -73,7 +73,7 @@ def run(cfg: DictConfig) -> dict:
         dm.setup()
         unigram_init(cfg, dm, [module.backbone])
     trainer = build_trainer(cfg, run_dir)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
     results = collect_results(trainer, module, started)
     results["dataset_stats"] = dm.splits.stats
     write_results(run_dir, results)
