@@ -78,10 +78,11 @@ def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict, dict, str
     for k in args.ks:
         rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}, "32"))
     stage = f" stages of {args.stage_draws}" if args.stage_draws else ""
-    rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}{stage}", clf,
-                 {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z},
-                 {"stage_draws": args.stage_draws} if args.stage_draws else {}, "32"))
-    if clf.mode == "conditional" and not clf.autoregressive:
+    if args.adaptive_rows:
+        rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}{stage}", clf,
+                     {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z},
+                     {"stage_draws": args.stage_draws} if args.stage_draws else {}, "32"))
+    if args.adaptive_rows and clf.mode == "conditional" and not clf.autoregressive:
         rows.append(("infill", clf, {"readout": "infill"}, {}, "32"))
         rows.append((f"hybrid p<{args.hybrid_threshold} -> K={args.hybrid_draws}", clf,
                      {"readout": "hybrid", "hybrid_threshold": args.hybrid_threshold,
@@ -94,6 +95,10 @@ def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict, dict, str
         rows.append(("bayes K=1 bf16", clf, {"num_draws": 1, **fixed}, {}, "bf16"))
     for k in args.last_ks:
         rows.append((f"bayes K={k}", clf, {"num_draws": k, **fixed}, {}, "32"))
+    if args.disc_again and "discriminative" in baselines:
+        # the first timed row has run slow on this host (28.6 against 47.6 examples/s for the same pass):
+        # timing it again last shows whether the yardstick itself moved
+        rows.append(("discriminative (again, last)", baselines["discriminative"], {}, {}, "32"))
     return rows
 
 
@@ -118,11 +123,28 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def reference_k8(path: Path | None, results: list[dict]) -> dict | None:
+    """The ``bayes K=8`` row of an earlier ``results.json`` for the McNemar column of a run without one.
+
+    Only valid on the same items in the same order: the two runs' discriminative rows must decide every item
+    alike (a deterministic model, so any difference means other items), otherwise this raises."""
+    if path is None:
+        return None
+    earlier = {r["name"]: r for r in json.loads(path.read_text())["rows"]}
+    if "bayes K=8" not in earlier or "discriminative" not in earlier:
+        raise SystemExit(f"--k8-from {path}: needs a 'bayes K=8' and a 'discriminative' row")
+    ours = next((r for r in results if r["name"] == "discriminative"), None)
+    if ours is not None and ours["correct"] != earlier["discriminative"]["correct"]:
+        raise SystemExit(f"--k8-from {path}: its discriminative row decides the items differently, "
+                         "so it scored other items; rerun with the same run_dir, --n, --seed and --long-text")
+    return earlier["bayes K=8"]
+
+
 def write_report(args, cfg, profile: dict, results: list[dict]) -> list[str]:
     """``results.json``, ``table.md`` and the plot for the rows so far; returns the table's lines."""
     # the goal's yardstick: passes per second of each row over the discriminative model's, same run
-    refs = {r["precision"]: r for r in results if r["name"].startswith("discriminative")}
-    k8 = next((r for r in results if r["name"] == "bayes K=8"), None)
+    refs = {r["precision"]: r for r in results if r["name"] in ("discriminative", "discriminative bf16")}
+    k8 = next((r for r in results if r["name"] == "bayes K=8"), None) or reference_k8(args.k8_from, results)
     for r in results:
         ref = refs.get(r["precision"])
         r["pass_rate_vs_discriminative"] = (r["examples_per_s"] * r["passes_per_item"]
@@ -164,6 +186,12 @@ def main() -> None:
                         help="the sequential row's draws per stage after the first (default: the run's)")
     parser.add_argument("--bf16-pair", action="store_true",
                         help="discriminative and Bayes K=1 again under bfloat16 autocast")
+    parser.add_argument("--adaptive-rows", action=argparse.BooleanOptionalAction, default=True,
+                        help="the sequential, infill and hybrid rows (--no-adaptive-rows: fixed K and baselines only)")
+    parser.add_argument("--k8-from", type=Path,
+                        help="results.json of an earlier run on the same items whose K=8 row the McNemar column uses")
+    parser.add_argument("--disc-again", action="store_true",
+                        help="time the discriminative row a second time, after all others")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--long-text", choices=["truncate", "windows"],
                         help="override the run's data.long_text for the scored items (default: the run's)")
