@@ -6,7 +6,6 @@ import gzip
 import json
 
 import pytest
-import torch
 
 from tests.conftest import needs_gpt2_tokenizer
 
@@ -25,7 +24,7 @@ def test_resume_continues_an_interrupted_classifier_run(tiny_run, tmp_path):
     assert json.loads((part / "results.json").read_text())["status"] == "finished"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (Lightning moves the module to the CPU after fit)")
+@pytest.mark.gpu  # Lightning moves the module to the CPU after fit; only a GPU shows the scoring device
 def test_test_split_is_scored_on_the_training_device(tiny_run, monkeypatch):
     from diffusion_lab.classifiers import predict as predict_module
 

@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from datasets import Dataset, concatenate_datasets
+from lightning.pytorch.strategies import ParallelStrategy
 from torch.utils.data import DataLoader
 
 from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
@@ -28,7 +29,11 @@ from diffusion_lab.data.windows import POLICIES, RandomWindows, document_batches
 log = logging.getLogger(__name__)
 
 
-def _distributed() -> bool:
+def _distributed(trainer) -> bool:
+    """Will Lightning put a ``DistributedSampler`` into the training loader? It does under every parallel
+    strategy (DDP, FSDP), also with one device, and our own batch sampler cannot take one."""
+    if trainer is not None and isinstance(trainer.strategy, ParallelStrategy):
+        return True
     return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
 
 
@@ -210,7 +215,7 @@ class TextDataModule(L.LightningDataModule):
         data = ds.select_columns(["input_ids", "label"])
         if self.long_text == "windows":
             data = RandomWindows(data, self.max_length, self.seed)
-        if self.bucket_by_length and not _distributed():
+        if self.bucket_by_length and not _distributed(self.trainer):
             sampler = BucketBatchSampler(lengths, batch_size, seed=self.seed, on_epoch=getattr(data, "set_epoch", None))
             return DataLoader(data, batch_sampler=sampler, **common)
         # under DDP Lightning swaps in a DistributedSampler (shuffle=True, seed=0, set_epoch per epoch); it
