@@ -107,10 +107,10 @@ def wandb_mode_and_reason() -> tuple[str, str, bool]:
 
     Online needs credentials, no ``WANDB_MODE`` saying otherwise, and a W&B server that accepts a
     connection within ``WANDB_CONNECT_TIMEOUT_S`` (asked once per server and process)."""
-    mode = _env_mode()
-    if mode in {"offline", "disabled", "dryrun"}:
-        return ("offline" if mode == "dryrun" else mode), f"WANDB_MODE={mode}", False
-    if not mode and not wandb_credentials_available():
+    state = _env_mode()
+    if state in {"offline", "disabled", "dryrun"}:
+        return ("offline" if state == "dryrun" else state), f"WANDB_MODE={state}", False
+    if not state and not wandb_credentials_available():
         return "offline", "no W&B credentials (WANDB_API_KEY or a netrc entry)", False
     url = wandb_base_url()
     if url not in _reachability:
@@ -129,16 +129,16 @@ def wandb_mode() -> str:
 def wandb_start_mode(run_dir: str | Path) -> str:
     """The mode to start W&B in for a run that writes under ``run_dir``; says why and how to upload when
     offline (a warning the first time the server is found unreachable, else an info line)."""
-    mode, why, fallback = wandb_mode_and_reason()
-    if mode != "offline":
-        return mode
+    state, why, fallback = wandb_mode_and_reason()
+    if state != "offline":
+        return state
     hint = f"Upload later with: wandb sync {Path(run_dir) / 'wandb' / 'offline-run-*'}"
     if fallback and why not in _warned:
         _warned.add(why)
         log.warning("W&B: %s; this run logs offline instead (WANDB_MODE=offline skips the check). %s", why, hint)
-        return mode
+        return state
     log.info("W&B is offline (%s). %s", why, hint)
-    return mode
+    return state
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
@@ -148,11 +148,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
         if logger_cfg is None or "_target_" not in logger_cfg:
             continue
         if name == "wandb":
-            mode = wandb_start_mode(run_dir)
-            if mode == "disabled":
+            state = wandb_start_mode(run_dir)
+            if state == "disabled":
                 continue
             os.environ.setdefault("WANDB_SILENT", "true")
-            logger = instantiate(logger_cfg, save_dir=str(run_dir), offline=(mode == "offline"),
+            logger = instantiate(logger_cfg, save_dir=str(run_dir), offline=(state == "offline"),
                                  settings={"init_timeout": 60, "silent": True})
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         else:

@@ -15,6 +15,8 @@ the run's table (``table``), and ``named_target`` turns the name into the scorin
 
 Run directories saved before the table (or one of its tables) existed lack it; ``with_targets`` gives their
 config the package's missing tables (``runs.load_run_config`` calls it), so they load and resume as before.
+It also points entries at objects that moved (``MOVED``): runs saved when ``classifier.mode`` built its
+language models with a function name that function, now a layout class builds them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from diffusion_lab.config_schema import ConfigError
 TABLES = {"model.objective": "objective", "classifier.mode": "classifier_mode", "classifier.prior": "classifier_prior",
           "classifier.estimator": "classifier_estimator"}
 CONFIG_YAML = Path(__file__).resolve().parent / "conf" / "config.yaml"
+#: ``_target_`` saved by older runs -> where that object lives now (``with_targets`` rewrites them on load)
+MOVED = {
+    "diffusion_lab.classifiers.build.conditional_lms": "diffusion_lab.classifiers.conditional_layout.ConditionalLayout",
+    "diffusion_lab.classifiers.build.per_class_lms": "diffusion_lab.classifiers.per_class_layout.PerClassLayout",
+}
 
 
 @lru_cache(maxsize=1)
@@ -95,7 +102,8 @@ def check_names(cfg: DictConfig) -> None:
 
 def with_targets(cfg: DictConfig) -> DictConfig:
     """``cfg`` with the package's ``targets`` tables where it has none (run directories saved before the
-    ``targets`` table, or before one of its tables, e.g. ``classifier_estimator``)."""
+    ``targets`` table, or before one of its tables, e.g. ``classifier_estimator``), and its entries that name
+    a moved object (``MOVED``) pointed at the object's new home."""
     if isinstance(cfg, DictConfig):
         with open_dict(cfg):
             if cfg.get("targets") is None:
@@ -104,4 +112,8 @@ def with_targets(cfg: DictConfig) -> DictConfig:
                 for name, options in package_targets().items():
                     if cfg.targets.get(name) is None:
                         cfg.targets[name] = options
+            for options in cfg.targets.values():
+                for node in (options or {}).values():
+                    if isinstance(node, DictConfig) and node.get("_target_") in MOVED:
+                        node["_target_"] = MOVED[node["_target_"]]
     return cfg

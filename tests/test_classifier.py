@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from diffusion_lab.classifiers.per_class_layout import PerClassLayout
 from diffusion_lab.classifiers.scoring import class_log_likelihoods
 from tests.conftest import TableBackbone
 
@@ -14,7 +15,7 @@ V, MASK = 12, 11
 
 def per_class_clf(tables):
     lms = [SimpleNamespace(backbone=TableBackbone(t)) for t in tables]
-    return SimpleNamespace(mode="per_class", lms=lms, num_classes=len(tables), mask_token_id=MASK)
+    return SimpleNamespace(layout=PerClassLayout(), lms=lms, num_classes=len(tables), mask_token_id=MASK)
 
 
 def _tables(num_classes, seed=0, spread=3.0):

@@ -199,7 +199,7 @@ def test_per_class_models_of_a_headless_checkpoint_start_from_one_set_of_weights
     """MiniLM-style checkpoints get a random new MLM head per build; per_class must not draw one per class."""
     from transformers import BertTokenizerFast
 
-    from diffusion_lab.classifiers.build import per_class_lms
+    from diffusion_lab.classifiers.per_class_layout import PerClassLayout
     from tests.conftest import compose
 
     BertModel(BertConfig(vocab_size=90, **SIZES)).save_pretrained(tmp_path / "encoder_only")
@@ -208,7 +208,7 @@ def test_per_class_models_of_a_headless_checkpoint_start_from_one_set_of_weights
     tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
     cfg = compose(["task=train_classifier", "model=minilm", "classifier=per_class", "model.sha256=null",
                    f"model.pretrained={tmp_path / 'encoder_only'}", "data.max_length=16"])
-    lms = per_class_lms(cfg, tokenizer, num_classes=3)["lms"]
+    lms = PerClassLayout().build(cfg, tokenizer, num_classes=3)["lms"]
     assert lms[0].backbone.head_is_new
     first = lms[0].state_dict()
     assert {k for k in first if "cls.predictions.transform" in k}  # the new (random) head is in the state

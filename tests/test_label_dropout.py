@@ -118,7 +118,7 @@ def test_the_conditional_classifier_drops_labels_by_the_convention(site):
         ids, att = _ids(step)
         expected_gen = _clone(clf.generator)
         drop = draw_no_label(expected_gen, 0.5)
-        clf._conditional_loss(ids, att, LABELS)
+        clf.layout.generative_loss(clf, ids, att, LABELS)
         slot = seen["x"][:, 0]
         if site == "autoregressive":  # x = [start, label slot, text]
             slot, hidden = seen["x"][:, 1], None

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from diffusion_lab.classifiers.conditional_layout import ConditionalLayout
+from diffusion_lab.classifiers.per_class_layout import PerClassLayout
 from diffusion_lab.classifiers.scoring import ClassScorer, class_log_likelihoods
 from diffusion_lab.likelihood import device_generator, elbo_log_likelihood, stratified_mask_draws
 from tests.conftest import TableBackbone
@@ -26,7 +28,7 @@ def _tables(num_classes, seed=0, spread=1.0):
 
 def per_class_clf(tables):
     lms = [SimpleNamespace(backbone=TableBackbone(t)) for t in tables]
-    return SimpleNamespace(mode="per_class", lms=lms, num_classes=len(tables), mask_token_id=MASK)
+    return SimpleNamespace(layout=PerClassLayout(), lms=lms, num_classes=len(tables), mask_token_id=MASK)
 
 
 def _sample(table, n, length, seed):
@@ -40,7 +42,7 @@ def _tiny_conditional():
     torch.manual_seed(0)
     backbone = EncoderDenoiser(40, pad_token_id=0, num_conditions=3, max_length=24, model_type="bert",
                                hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64).eval()
-    return SimpleNamespace(mode="conditional", lms=[SimpleNamespace(backbone=backbone)], num_classes=2,
+    return SimpleNamespace(layout=ConditionalLayout(), lms=[SimpleNamespace(backbone=backbone)], num_classes=2,
                            mask_token_id=39, label_token_ids=[36, 37])
 
 

@@ -68,7 +68,7 @@ def test_infill_rows_hide_the_label_and_train_on_the_scoring_layout(tmp_path, in
     backbone.register_forward_pre_hook(lambda m, args, kw: seen.update(x=args[0], att=args[1], **kw), with_kwargs=True)
     batch = next(iter(dm.train_dataloader()))
     labels = batch["labels"]
-    loss = clf._conditional_loss(batch["input_ids"], batch["attention_mask"], labels)
+    loss = clf.layout.generative_loss(clf, batch["input_ids"], batch["attention_mask"], labels)
     assert torch.isfinite(loss)
     x, att, cond = seen["x"], seen["att"], seen["condition"]
     hidden = x[:, 0] == clf.mask_token_id

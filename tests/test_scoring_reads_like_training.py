@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from diffusion_lab.classifiers.per_class_layout import PerClassLayout
 from diffusion_lab.evaluation.models import RunModels
 from tests.conftest import TINY, TableBackbone, compose
 
@@ -45,7 +46,7 @@ def _dm(tmp_path, long_text: str, overlap: int = 0):
 
 
 def _stub(num_classes=2):
-    return SimpleNamespace(mode="per_class", autoregressive=False, num_classes=num_classes,
+    return SimpleNamespace(layout=PerClassLayout(), autoregressive=False, num_classes=num_classes,
                            hparams=SimpleNamespace(num_draws=2))
 
 

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import torch
 
+from diffusion_lab.classifiers.conditional_layout import ConditionalLayout
 from diffusion_lab.classifiers.label_tokens import with_prefix
+from diffusion_lab.classifiers.per_class_layout import PerClassLayout
 from diffusion_lab.masking import LogLinearSchedule, real_tokens
 from diffusion_lab.models.ar_likelihood import prepend_start_token, prepend_token
 from diffusion_lab.models.conditions import label_conditions
@@ -31,13 +33,13 @@ def test_the_class_scorer_masks_real_tokens_minus_its_label_slot():
     from diffusion_lab.classifiers.scoring import ClassScorer
 
     score = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
-    conditional = ClassScorer(SimpleNamespace(mode="conditional", label_token_ids=[7, 8]))
+    conditional = ClassScorer(SimpleNamespace(layout=ConditionalLayout(), label_token_ids=[7, 8]))
     ids, att, maskable = conditional.inputs(torch.ones_like(ATT), ATT, score)
     assert ids[:, 0].tolist() == [7, 7] and att[:, 0].tolist() == [1, 1]
     assert maskable.tolist() == real_tokens(att, 1, torch.cat([torch.zeros_like(score[:, :1]), score], 1)).tolist()
     assert maskable.tolist() == [[False, False, True, True, True, False], [False, True, True, False, False, False]]
     assert conditional.inputs(torch.ones_like(ATT), ATT)[2][:, 1:].equal(ATT.bool())
-    per_class = ClassScorer(SimpleNamespace(mode="per_class"))
+    per_class = ClassScorer(SimpleNamespace(layout=PerClassLayout()))
     bool_att = ATT.bool()
     _, _, maskable = per_class.inputs(torch.ones_like(ATT), bool_att)
     assert maskable.equal(real_tokens(ATT)) and maskable.data_ptr() != bool_att.data_ptr()

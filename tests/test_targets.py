@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from diffusion_lab.classifiers.per_class_layout import PerClassLayout
 from diffusion_lab.config_schema import ConfigError, validate
 from diffusion_lab.models.diffusion_lm import DiffusionLM
 from tests.conftest import TINY, TINY_TRAIN_LM, compose
@@ -33,9 +34,12 @@ def half_prior(train_labels, num_classes):
     return [math.log(0.5)] * num_classes
 
 
-def stub_layout(cfg, tokenizer, num_classes):
-    return {"mode": "per_class", "lms": [torch.nn.Linear(1, 1) for _ in range(num_classes)],
-            "label_token_ids": None, "nolabel_token_id": None}
+class StubLayout(PerClassLayout):
+    """A user's layout: one class (and one table entry), built because ``classifier.mode=stub`` names it."""
+
+    def build(self, cfg, tokenizer, num_classes):
+        return {"lms": [torch.nn.Linear(1, 1) for _ in range(num_classes)], "label_token_ids": None,
+                "nolabel_token_id": None}
 
 
 @pytest.mark.parametrize("override, allowed", [
@@ -71,12 +75,13 @@ def test_a_new_prior_and_a_new_mode_are_one_table_entry(tmp_path):
     from diffusion_lab.classifiers.build import build_generative, log_prior
 
     cfg = compose([*TINY, "task=train_classifier", f"+targets.classifier_prior.half._target_={__name__}.half_prior",
-                   "classifier.prior=half", f"+targets.classifier_mode.stub._target_={__name__}.stub_layout",
+                   "classifier.prior=half", f"+targets.classifier_mode.stub._target_={__name__}.StubLayout",
                    "classifier.mode=stub"], tmp_path)
     validate(cfg)
     assert log_prior(cfg, [0, 0, 0, 1], 2) == [math.log(0.5)] * 2
     clf = build_generative(cfg, SimpleNamespace(mask_token_id=4), 2, [0.0, 0.0])
-    assert clf.mode == "per_class" and all(isinstance(lm, torch.nn.Linear) for lm in clf.lms)
+    assert clf.mode == "stub" and isinstance(clf.layout, StubLayout)
+    assert all(isinstance(lm, torch.nn.Linear) for lm in clf.lms)
 
 
 def test_shipped_priors():
@@ -123,7 +128,7 @@ def test_the_estimator_name_picks_its_scoring_function_from_the_table():
 
     assert named_target("classifier.estimator", "elbo_crn").func is scoring.elbo_crn_estimate
     assert named_target("classifier.estimator", "seed_mean_loss").func is scoring.seed_mean_loss_estimate
-    clf = SimpleNamespace(mode="per_class", num_classes=2, mask_token_id=4, lms=[])
+    clf = SimpleNamespace(layout=PerClassLayout(), num_classes=2, mask_token_id=4, lms=[])
     x = torch.ones(3, 5, dtype=torch.long)
     mine = {"mine": {"_target_": f"{__name__}.fixed_estimate"}}
     scores = scoring.class_log_likelihoods(clf, x, torch.ones_like(x), estimator="mine", estimators=mine)
@@ -136,7 +141,7 @@ def test_a_new_estimator_is_one_table_entry_and_travels_with_the_classifier(tmp_
     from diffusion_lab.classifiers.build import build_generative
 
     cfg = compose([*TINY, "task=train_classifier", f"+targets.classifier_estimator.mine._target_={__name__}.fixed_estimate",
-                   "classifier.estimator=mine", f"+targets.classifier_mode.stub._target_={__name__}.stub_layout",
+                   "classifier.estimator=mine", f"+targets.classifier_mode.stub._target_={__name__}.StubLayout",
                    "classifier.mode=stub"], tmp_path)
     validate(cfg)
     clf = build_generative(cfg, SimpleNamespace(mask_token_id=4), 2, [math.log(0.5)] * 2)
@@ -163,3 +168,36 @@ def test_a_run_saved_before_the_estimator_table_loads_and_resumes(tmp_path):
     assert loaded.targets.classifier_estimator.elbo_crn._target_ == "diffusion_lab.classifiers.scoring.elbo_crn_estimate"
     again = compose([*TINY, *TINY_TRAIN_LM, "resume=true", f"run_dir={run}"], tmp_path / "new")
     assert check_resume_config(again, run) == {}
+
+
+def test_a_run_saved_when_modes_built_their_lms_with_functions_loads_its_layout(tmp_path):
+    """Older runs saved ``targets.classifier_mode`` naming ``classifiers.build.conditional_lms``: loading
+    points the entry at the layout class (``targets.MOVED``), and the classifier builds from it."""
+    from diffusion_lab.classifiers.build import build_generative
+    from diffusion_lab.runs import load_run_config
+
+    run = tmp_path / "old_classifier"
+    run.mkdir()
+    saved = compose([*TINY, "task=train_classifier", "classifier=per_class"], run)
+    old = OmegaConf.create(OmegaConf.to_container(saved, resolve=True))
+    old.targets.classifier_mode = {"conditional": {"_target_": "diffusion_lab.classifiers.build.conditional_lms"},
+                                   "per_class": {"_target_": "diffusion_lab.classifiers.build.per_class_lms"}}
+    OmegaConf.save(old, run / "config_resolved.yaml")
+    loaded = load_run_config(run)
+    assert loaded.targets.classifier_mode.conditional._target_.endswith("conditional_layout.ConditionalLayout")
+    assert loaded.targets.classifier_mode.per_class._target_.endswith("per_class_layout.PerClassLayout")
+    clf = build_generative(loaded, FakeTokenizer(), 2, [0.0, 0.0])
+    assert type(clf.layout) is PerClassLayout and clf.mode == "per_class" and len(clf.lms) == 2
+
+
+def test_no_code_compares_a_mode_name():
+    """Layouts (and other named choices) are objects from tables: no ``mode ==`` / ``!=`` / ``in`` in the package."""
+    import re
+    from pathlib import Path
+
+    import diffusion_lab
+
+    pattern = re.compile(r"mode (==|!=|in )")
+    found = [f"{p.name}:{i}" for p in Path(diffusion_lab.__file__).parent.rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []

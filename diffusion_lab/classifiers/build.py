@@ -1,8 +1,9 @@
 """Build classifiers from the composed config (the language models come from ``builders.build_lm``).
 
 ``classifier.mode`` and ``classifier.prior`` are names; what each builds is its ``_target_`` in the
-``targets`` table of conf/config.yaml (``diffusion_lab.targets``): the functions below for the shipped
-options (``conditional_lms`` / ``per_class_lms``, ``label_frequency_prior`` / ``uniform_prior``).
+``targets`` table of conf/config.yaml (``diffusion_lab.targets``): a layout object for the mode
+(``classifiers.layout``: ``ConditionalLayout``, ``PerClassLayout``, which build their language models) and
+the functions below for the prior (``label_frequency_prior`` / ``uniform_prior``).
 ``classifier.estimator`` is resolved when scoring: the classifier keeps its name and the run's
 ``targets.classifier_estimator`` table (``estimators``; functions of ``classifiers.scoring``).
 """
@@ -15,13 +16,11 @@ from collections import Counter
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from diffusion_lab.builders import build_backbone, build_lm
+from diffusion_lab.builders import build_backbone
 from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
 from diffusion_lab.classifiers.generative import GenerativeClassifier
-from diffusion_lab.classifiers.label_tokens import add_label_tokens
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import get_logger
-from diffusion_lab.models.conditions import num_conditions
 from diffusion_lab.targets import build_target, table
 
 log = get_logger(__name__)
@@ -50,42 +49,19 @@ def log_prior(cfg: DictConfig, train_labels, num_classes: int) -> list[float]:
     return build_target(cfg, "classifier.prior", train_labels, num_classes)
 
 
-def conditional_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
-    """``classifier.mode=conditional``: one shared model reading ``[<label_y>, x]`` (the label tokens are
-    added to ``tokenizer`` before the embeddings are sized), with a condition embedding per class plus
-    "no label" unless ``classifier.label_embedding=false``."""
-    label_ids, nolabel = add_label_tokens(tokenizer, num_classes)
-    conditions = num_conditions(num_classes) if cfg.classifier.get("label_embedding", True) else 0
-    return {"mode": "conditional", "lms": [build_lm(cfg, tokenizer, num_conditions=conditions)],
-            "label_token_ids": label_ids, "nolabel_token_id": nolabel}
-
-
-def per_class_lms(cfg: DictConfig, tokenizer, num_classes: int) -> dict:
-    """``classifier.mode=per_class``: one language model per class, each trained only on its class.
-
-    All of them start from the first one's weights: random weights (a random-init model, or the new MLM
-    head of a head-less checkpoint such as MiniLM's) drawn once per class would add a context term
-    ``log p_c(x) - log p_c'(x)`` that is pure initialisation noise and does not cancel between classes.
-    Only what is trained on each class's data (and its unigram bias, set later) tells them apart."""
-    lms = [build_lm(cfg, tokenizer) for _ in range(num_classes)]
-    for lm in lms[1:]:
-        lm.load_state_dict(lms[0].state_dict())
-    return {"mode": "per_class", "lms": lms, "label_token_ids": None, "nolabel_token_id": None}
-
-
 def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[float]) -> GenerativeClassifier:
-    """The language models come from the entry ``classifier.mode`` names (``targets.classifier_mode``):
-    a dict of ``GenerativeClassifier``'s ``mode``, ``lms``, ``label_token_ids`` and ``nolabel_token_id``."""
+    """The layout is the object ``classifier.mode`` names (``targets.classifier_mode``); it builds the
+    language models (``lms``, ``label_token_ids``, ``nolabel_token_id``)."""
     clf_cfg = cfg.classifier
-    layout = build_target(cfg, "classifier.mode", cfg, tokenizer, num_classes)
+    layout = build_target(cfg, "classifier.mode")
     start = None
     if cfg.model.objective == "autoregressive":
         from diffusion_lab.models.ar_likelihood import start_token_id
 
         start = start_token_id(tokenizer)
     return GenerativeClassifier(
-        **layout, num_classes=num_classes, log_prior=prior,
-        mask_token_id=tokenizer.mask_token_id, optimizer=instantiate(cfg.optimizer),
+        **layout.build(cfg, tokenizer, num_classes), mode=clf_cfg.mode, layout=layout, num_classes=num_classes,
+        log_prior=prior, mask_token_id=tokenizer.mask_token_id, optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         start_token_id=start,
         estimator=clf_cfg.estimator, num_draws=clf_cfg.num_draws, val_draws=cfg.task.val_draws,

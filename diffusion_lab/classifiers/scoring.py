@@ -25,7 +25,7 @@ its name in ``targets.classifier_estimator`` (conf/config.yaml); ``class_log_lik
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -49,6 +49,32 @@ class ClassScores:
     passes: torch.Tensor | None = None
     draws: torch.Tensor | None = None
     values: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How the Bayes readout spends its draws (``classifier.*``; a run's own: ``GenerativeClassifier.score_options``).
+
+    ``estimator``: a name of ``targets.classifier_estimator``; ``num_draws``: K; ``adaptive``: prune losing
+    classes (more than two) after ``first_stage_draws``, ``margin`` standard errors behind the leader;
+    ``sequential``: stop an item once its paired difference is ``stop_z`` standard errors from zero, in
+    stages of ``stage_draws`` (None: ``first_stage_draws``); ``seed_draws``: the original recipe's draws;
+    ``return_token_scores``: keep per-token contributions (explanations)."""
+
+    estimator: str = "elbo_crn"
+    num_draws: int = 8
+    adaptive: bool = False
+    first_stage_draws: int = 2
+    margin: float = 3.0
+    seed_draws: int = 5
+    sequential: bool = False
+    stop_z: float = 3.0
+    stage_draws: int | None = None
+    return_token_scores: bool = True
+
+    def estimator_options(self) -> dict:
+        """Every option but the estimator's name, as the estimator functions take them (keywords)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "estimator"}
 
 
 def documents(doc_ids: torch.Tensor | None, rows: int, device=None) -> tuple[torch.Tensor, int]:
@@ -91,28 +117,23 @@ def score_autocast(clf, device):
 class ClassScorer:
     """Wraps a classifier's language model(s) as ``score(x, att, condition, positions) -> logits``.
 
-    ``conditional``: one model; row r is class ``condition[r]``: label token ``<label_c>`` at
-    position 0 and the condition embedding c, so every class of a draw shares one forward pass.
-    ``per_class``: model c scores the rows of class c. ``prefix`` is 1 when a label token is
-    prepended (never masked, not scored). ``classifier.score_precision=bf16`` runs the backbone under
-    bfloat16 autocast (``score_autocast``); the log-softmax and every sum stay float32/float64.
+    The classifier's layout (``classifiers.layout``) lays the rows out: conditional, row r is class
+    ``condition[r]`` with its label token at position 0 and condition embedding c, so every class of a
+    draw shares one forward pass; per_class, model c scores the rows of class c. ``prefix``: the tokens
+    the layout prepends (never masked, not scored). ``classifier.score_precision=bf16`` runs the backbone
+    under bfloat16 autocast (``score_autocast``); the log-softmax and every sum stay float32/float64.
     """
 
     def __init__(self, clf):
         self.clf = clf
-        self.prefix = 1 if clf.mode == "conditional" else 0
+        self.layout = clf.layout
+        self.prefix = self.layout.prefix
         self._labels = None
 
     def inputs(self, input_ids, attention_mask, score_mask=None):
-        """``(ids, att, maskable)`` with the label slot prepended (conditional); ``maskable`` is
-        ``masking.real_tokens`` of the prefixed rows: real tokens within ``score_mask``, never the slot."""
-        if self.prefix:
-            from diffusion_lab.classifiers.label_tokens import with_prefix
-
-            first = torch.full((input_ids.shape[0],), self.clf.label_token_ids[0], device=input_ids.device)
-            input_ids, attention_mask = with_prefix(input_ids, attention_mask, first)
-            if score_mask is not None:
-                score_mask = torch.cat([score_mask.new_zeros(score_mask.shape[0], self.prefix), score_mask], 1)
+        """``(ids, att, maskable)`` with the layout's prefix; ``maskable`` is ``masking.real_tokens`` of
+        those rows: real tokens within ``score_mask``, never the prefix."""
+        input_ids, attention_mask, score_mask = self.layout.inputs(self.clf, input_ids, attention_mask, score_mask)
         return input_ids, attention_mask, real_tokens(attention_mask, self.prefix, score_mask)
 
     def label_ids(self, device):
@@ -123,41 +144,12 @@ class ClassScorer:
     def logits(self, c: int, x, att, label_pos: int = 0):
         """Dense logits of class ``c``'s model on ``x`` (conditional: label token at ``label_pos``)."""
         with score_autocast(self.clf, x.device):
-            return self._logits(c, x, att, label_pos)
-
-    def _logits(self, c: int, x, att, label_pos: int = 0):
-        if self.clf.mode == "conditional":
-            x = x.clone()
-            x[:, label_pos] = self.clf.label_token_ids[c]
-            backbone = self.clf.lms[0].backbone
-            cond = None
-            if backbone.condition_embedding is not None:
-                cond = torch.full((x.shape[0],), c, device=x.device, dtype=torch.long)
-            return backbone(x, att, condition=cond)
-        return self.clf.lms[c].backbone(x, att)
+            return self.layout.logits(self, c, x, att, label_pos)
 
     def score(self, x, att, condition=None, positions=None):
         """Logits ``[N, V]`` at ``positions`` for rows of (possibly) different classes ``condition [R]``."""
         with score_autocast(self.clf, x.device):
-            return self._score(x, att, condition, positions)
-
-    def _score(self, x, att, condition, positions):
-        if self.clf.mode == "conditional":
-            backbone = self.clf.lms[0].backbone
-            x = x.clone()
-            x[:, 0] = self.label_ids(x.device)[condition]
-            cond = condition if backbone.condition_embedding is not None else None
-            return sparse_logits(backbone, x, att, cond, positions)
-        order = torch.zeros(positions.shape, dtype=torch.long, device=x.device)
-        order[positions] = torch.arange(int(positions.sum()), device=x.device)
-        out = None
-        for c in condition.unique().tolist():  # one model per class: its rows, in one pass
-            rows = condition == c
-            part = sparse_logits(self.clf.lms[c].backbone, x[rows], att[rows], None, positions[rows])
-            if out is None:
-                out = part.new_empty(int(positions.sum()), part.shape[-1])
-            out[order[rows][positions[rows]]] = part
-        return out
+            return self.layout.score(self, x, att, condition, positions)
 
     def rows(self, length: int, device) -> int:
         backbone = self.clf.lms[0].backbone
@@ -274,23 +266,20 @@ def seed_mean_loss_estimate(scorer: ClassScorer, input_ids, attention_mask, *, d
                        seed_draws * num_classes * windows)
 
 
-def class_log_likelihoods(clf, input_ids, attention_mask, estimator="elbo_crn", num_draws=8, generator=None,
-                          adaptive=False, first_stage_draws=2, margin=3.0, log_prior=None, seed_draws=5,
-                          score_mask=None, doc_ids=None, sequential=False, stop_z=3.0, stage_draws=None,
-                          return_token_scores=True, estimators=None) -> ClassScores:
+def class_log_likelihoods(clf, input_ids, attention_mask, options: ScoreOptions | None = None, generator=None,
+                          log_prior=None, score_mask=None, doc_ids=None, estimators=None, **loose) -> ClassScores:
     """``log p(x | y)`` ``[D, C]`` per document with the configured estimator (module docstring).
 
-    ``estimator`` is a name of ``estimators`` (the run's ``targets.classifier_estimator`` table; ``None``:
-    the package's), whose ``_target_`` is called with the scorer, the batch and the options below
-    (``elbo_crn_estimate``, ``seed_mean_loss_estimate``; an unknown name is a ``ConfigError``).
-    ``margin``: the pruning threshold in standard errors of the paired difference (``prune_z``)."""
-    estimate = named_target("classifier.estimator", estimator, estimators)
+    ``options``: ``ScoreOptions`` (default: its defaults), with any of its fields overridden by ``loose``
+    keywords. ``options.estimator`` is a name of ``estimators`` (the run's ``targets.classifier_estimator``
+    table; ``None``: the package's), whose ``_target_`` is called with the scorer, the batch and the other
+    options (``elbo_crn_estimate``, ``seed_mean_loss_estimate``; an unknown name is a ``ConfigError``)."""
+    options = replace(options or ScoreOptions(), **loose)
+    estimate = named_target("classifier.estimator", options.estimator, estimators)
     scorer = ClassScorer(clf)
     index, num_docs = documents(doc_ids, input_ids.shape[0], input_ids.device)
     return estimate(scorer, input_ids, attention_mask, doc_index=index, num_docs=num_docs, generator=generator,
-                    num_draws=num_draws, adaptive=adaptive, first_stage_draws=first_stage_draws, margin=margin,
-                    log_prior=log_prior, seed_draws=seed_draws, score_mask=score_mask, sequential=sequential,
-                    stop_z=stop_z, stage_draws=stage_draws, return_token_scores=return_token_scores)
+                    log_prior=log_prior, score_mask=score_mask, **options.estimator_options())
 
 
 @torch.no_grad()

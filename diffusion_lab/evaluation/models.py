@@ -63,22 +63,22 @@ EVAL_MODELS = {
 }
 
 
-def has_readout(kind: EvalModel, mode: str, autoregressive: bool) -> bool:
-    """Whether a generative classifier of this ``mode`` and objective has readout ``kind``: every one has
-    Bayes' rule; only the conditional masked-diffusion model has the label token to infill in one pass."""
-    return kind.readout != "infill" or (mode == "conditional" and not autoregressive)
+def has_readout(kind: EvalModel, readouts) -> bool:
+    """Whether a generative classifier with ``readouts`` (its layout's: ``Layout.readouts``) has ``kind``'s."""
+    return kind.readout in readouts
 
 
-def generative_readout(name: str, mode: str, autoregressive: bool) -> EvalModel:
-    """The ``EVAL_MODELS`` entry ``name``, checked to be a readout that a generative classifier of this
-    ``mode`` (conditional | per_class) and objective has; a clear error otherwise (a loop that chooses on
-    it checks this at start-up, before any training)."""
-    readouts = [n for n, k in EVAL_MODELS.items() if k.source == "generative" and has_readout(k, mode, autoregressive)]
-    if name not in readouts:
+def generative_readout(name: str, readouts) -> EvalModel:
+    """The ``EVAL_MODELS`` entry ``name``, checked to be a readout of a generative classifier with
+    ``readouts`` (its layout's, ``Layout.readouts``); a clear error otherwise (a loop that chooses on it
+    checks this at start-up, before any training)."""
+    names = [n for n, k in EVAL_MODELS.items() if k.source == "generative" and has_readout(k, readouts)]
+    if name not in names:
         why = (f"{name!r} is not a generative readout" if name not in EVAL_MODELS or
                EVAL_MODELS[name].source != "generative" else
-               f"{name!r} needs the conditional masked-diffusion classifier (classifier=conditional)")
-        raise ValueError(f"{why}; this classifier's readouts are {', '.join(readouts)}")
+               f"{name!r} is not a readout of this layout (infill needs the conditional masked-diffusion "
+               "classifier, classifier=conditional)")
+        raise ValueError(f"{why}; this classifier's readouts are {', '.join(names)}")
     return EVAL_MODELS[name]
 
 
@@ -120,10 +120,12 @@ class RunModels:
         self.num_draws = int(k)
         self.collate = PadCollator(tokenizer.pad_token_id)
         self.filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
+        readouts = clf.layout.readouts(clf.autoregressive)
+
         def in_run(kind: EvalModel) -> bool:
             if kind.source != "generative":
                 return kind.source in baselines
-            return (infill or kind.readout != "infill") and has_readout(kind, clf.mode, clf.autoregressive)
+            return (infill or kind.readout != "infill") and has_readout(kind, readouts)
 
         available = [n for n, kind in EVAL_MODELS.items() if in_run(kind)]
         if only:
@@ -191,9 +193,10 @@ class RunModels:
     def unconditional_log_px(self, texts) -> torch.Tensor | None:
         """The conditional diffusion model's own p(x): input ``[<nolabel>, x]`` with the "no label"
         condition (the last condition id), as trained on ``uncond_prob`` of the batches. ``None``
-        for per-class or autoregressive classifiers (they have no unconditional model)."""
+        where the layout has no unconditional model (per-class or autoregressive classifiers)."""
         clf = self.clf
-        if clf.mode != "conditional" or clf.autoregressive or clf.nolabel_token_id is None:
+        nolabel = clf.layout.unconditional_token(clf)
+        if nolabel is None:
             return None
         backbone = clf.lms[0].backbone
         no_label = no_label_condition(backbone)
@@ -205,7 +208,7 @@ class RunModels:
         gen, out = device_generator(self.seed, clf.device), []
         for batch in self.batch_dicts(self.encode(texts)):  # a document's bound: the sum of its windows'
             x, att = batch["input_ids"].to(clf.device), batch["attention_mask"].to(clf.device)
-            x = torch.cat([torch.full_like(x[:, :1], clf.nolabel_token_id), x], 1)
+            x = torch.cat([torch.full_like(x[:, :1], nolabel), x], 1)
             att = torch.cat([torch.ones_like(att[:, :1]), att], 1)
             scored = torch.cat([torch.zeros_like(att[:, :1]), batch["score_mask"].to(att)], 1).bool()
             bound = elbo_log_likelihood(score, x, att, clf.mask_token_id, self.num_draws, prefix_keep=1,

@@ -40,12 +40,7 @@ class ClassConditionalGenerator:
         """``num_samples`` texts of class ``label`` (a name from ``label_names``)."""
         c = self.class_id(label)
         length = self.window if length is None else int(length)
-        if self.clf.mode == "per_class":
-            lm, prefix, condition, extra = self.clf.lms[c], "", None, 0
-        else:
-            lm, extra = self.clf.lms[0], 1
-            prefix = self.tokenizer.convert_ids_to_tokens(self.clf.label_token_ids[c])
-            condition = c if lm.backbone.condition_embedding is not None else None
+        lm, prefix, condition, extra = self.clf.layout.generation(self.clf, c, self.tokenizer)
         if getattr(lm, "tokenizer", None) is None:
             lm.tokenizer = self.tokenizer
         return lm.generate([prefix + (prompt or "")] * num_samples, length + extra, sampler=sampler, seed=seed,

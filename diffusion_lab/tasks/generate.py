@@ -74,7 +74,7 @@ def _from_classifier(run_dir, cfg: DictConfig, sampler=None) -> dict:
     start = time.perf_counter()
     texts, out = gen.generate(cfg.task.label, cfg.task.num_samples, sampler, cfg.task.get("length"),
                               cfg.task.prompt or "", seed=cfg.seed, return_output=True)
-    prefix = 0 if gen.clf.mode == "per_class" else 1  # the label token
+    prefix = gen.clf.layout.prefix  # the label token, where the layout has one
     res = _summary(run_dir, gen.cfg.model.objective, sampler, start, texts, out,
                    prefix + len(gen.tokenizer(cfg.task.prompt or "", add_special_tokens=False)["input_ids"]))
     return {**res, "label": str(cfg.task.label), "classifier": gen.clf.mode}

@@ -35,6 +35,7 @@ from diffusion_lab.synthesis import filters, records
 from diffusion_lab.synthesis.final_scoring import score_configurations
 from diffusion_lab.synthesis.inner_runs import train_inner
 from diffusion_lab.synthesis.real_data import RealData, write_jsonl
+from diffusion_lab.targets import build_target
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def run(cfg: DictConfig) -> dict:
     if not thresholds or int(task.rounds) < 1:
         raise ValueError("task.rounds must be >= 1 and task.score_thresholds must list at least one threshold")
     score_model = str(task.get("score_model", "generative"))
-    generative_readout(score_model, cfg.classifier.mode, cfg.model.get("objective") == "autoregressive")
+    layout = build_target(cfg, "classifier.mode")  # its readouts, checked before any training
+    generative_readout(score_model, layout.readouts(cfg.model.get("objective") == "autoregressive"))
     check_judge_reachable(cfg)  # before any training: an unreachable judge would waste it
     real = RealData(cfg, out)
     base = train_inner(cfg, out / "real_only", real.train_path, real)

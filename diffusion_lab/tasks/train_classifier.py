@@ -85,7 +85,7 @@ def run(cfg: DictConfig) -> dict:
     val_loader, test_loader = dm.dataloader("validation"), dm.dataloader("test")
     val_preds = {"generative": predict(clf, val_loader, seed=cfg.task.eval_seed, **score)}
     test_preds = {"generative": predict(clf, test_loader, seed=cfg.task.eval_seed + 1, **score)}
-    if clf.mode == "conditional" and not clf.autoregressive:
+    if "infill" in clf.readouts:  # the layout's one-pass label readout, and the hybrid built on it
         val_preds["generative_infill"], test_preds["generative_infill"] = _infill(clf, val_loader), _infill(clf, test_loader)
         val_preds["generative_hybrid"] = _hybrid(clf, val_loader, cfg.task.eval_seed, **score)
         test_preds["generative_hybrid"] = _hybrid(clf, test_loader, cfg.task.eval_seed + 1, **score)
@@ -180,7 +180,7 @@ def _validation_only(cfg, clf, dm, out: Path, steps: int) -> dict:
 
     metrics, n_val = {}, 0
     for name in cfg.task.get("validation_models") or ["generative"]:
-        kind = generative_readout(name, clf.mode, clf.autoregressive)
+        kind = generative_readout(name, clf.readouts)
         kwargs = {"num_draws": cfg.classifier.num_draws} if kind.bayes_generative else {}
         val = predict(clf, dm.dataloader("validation"), seed=cfg.task.eval_seed, readout=kind.readout, **kwargs)
         metrics[name], n_val = classification_metrics(val.probs, val.labels), len(val.labels)

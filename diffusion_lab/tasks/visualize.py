@@ -96,7 +96,7 @@ def run(cfg: DictConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     wandb_run = None
     try:
-        result = visualize_generation(cfg, out) if mode == "denoise" else explain_masking(cfg, out)
+        result = RENDERERS[mode](cfg, out)
         wandb_run = start_wandb_run(cfg, out)
         if wandb_run is not None:
             log_files(wandb_run, result.pop("media"), result.get("summary"), tuple(result.pop("artifact")))
@@ -215,3 +215,7 @@ def explain_masking(cfg: DictConfig, out: Path) -> dict:
     (out / "masking.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return {"mode": "masking", "rates": rates, "masked": record["masked"], "num_tokens": len(pieces),
             "media": {"visualize/masking": out / "masking.png"}, "artifact": []}
+
+
+#: ``task.mode`` (one of ``MODES``) -> what it renders: a table, so no code compares the name
+RENDERERS = {"denoise": visualize_generation, "masking": explain_masking}

@@ -38,9 +38,9 @@ def start_wandb_run(cfg: DictConfig, out_dir: str | Path) -> Any | None:
     """
     if not wandb_enabled(cfg):
         return None
-    mode = wandb_start_mode(out_dir)
+    state = wandb_start_mode(out_dir)
     os.environ.setdefault("WANDB_SILENT", "true")
-    logger = instantiate(cfg.logger.wandb, save_dir=str(out_dir), offline=(mode == "offline"),
+    logger = instantiate(cfg.logger.wandb, save_dir=str(out_dir), offline=(state == "offline"),
                          settings={"init_timeout": 60, "silent": True})
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return logger.experiment

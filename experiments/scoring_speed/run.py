@@ -82,7 +82,7 @@ def rows_to_run(args, clf, baselines) -> list[tuple[str, object, dict, dict, str
         rows.append((f"bayes sequential z={args.stop_z} K<={args.max_draws}{stage}", clf,
                      {"num_draws": args.max_draws, "sequential": True, "stop_z": args.stop_z},
                      {"stage_draws": args.stage_draws} if args.stage_draws else {}, "32"))
-    if args.adaptive_rows and clf.mode == "conditional" and not clf.autoregressive:
+    if args.adaptive_rows and "infill" in clf.readouts:
         rows.append(("infill", clf, {"readout": "infill"}, {}, "32"))
         rows.append((f"hybrid p<{args.hybrid_threshold} -> K={args.hybrid_draws}", clf,
                      {"readout": "hybrid", "hybrid_threshold": args.hybrid_threshold,
