@@ -96,9 +96,13 @@ class ClassifierSchema:
     stage_draws: Any = None  # null (first_stage_draws), a positive int, or "auto" (chosen on validation)
     infill_text: str = "noised"
     score_precision: Any = "32"
+    bayes_weight: float = 0.0
 
     def __post_init__(self):
         _positive("classifier", self, "first_stage_draws")
+        if not math.isfinite(self.bayes_weight) or self.bayes_weight < 0:
+            raise ConfigError(f"classifier.bayes_weight={self.bayes_weight}: must be a finite number >= 0 "
+                              "(0: the purely generative loss)")
         if self.stop_z != "auto" and (isinstance(self.stop_z, bool) or not isinstance(self.stop_z, (int, float))
                                       or self.stop_z <= 0):
             raise ConfigError(f"classifier.stop_z={self.stop_z!r}: must be a positive number of standard errors or auto")

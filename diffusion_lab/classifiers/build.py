@@ -73,6 +73,7 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
         infill_text=clf_cfg.get("infill_text", "noised"), hybrid_threshold=clf_cfg.get("hybrid_threshold", 0.9),
         score_tokens=clf_cfg.get("score_tokens"), score_precision=str(clf_cfg.get("score_precision", "32")),
         estimators=OmegaConf.to_container(table(cfg, "classifier.estimator"), resolve=True),
+        bayes_weight=float(clf_cfg.get("bayes_weight", 0.0)),
     )
 
 

@@ -54,6 +54,7 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
         score_tokens: int | None = None,
         score_precision: str = "32",
         estimators: dict | None = None,
+        bayes_weight: float = 0.0,
         layout: Layout | None = None,
     ):
         """``mode``: the layout's name (saved in the checkpoint's hyperparameters); ``layout``: the object
@@ -65,12 +66,18 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
         self.layout.check(lms, num_classes)
         self.save_hyperparameters(ignore=["lms", "optimizer", "scheduler", "layout"])
         self.lms = nn.ModuleList(lms)
+        if bayes_weight > 0 and self.autoregressive:  # its estimator masks tokens: a masked-diffusion model's
+            raise ValueError(f"classifier.bayes_weight={bayes_weight} needs a masked-diffusion model; "
+                             "autoregressive classifiers train with bayes_weight=0")
         self.mode, self.num_classes, self.mask_token_id = mode, num_classes, mask_token_id
         self.label_token_ids, self.nolabel_token_id = label_token_ids, nolabel_token_id
         self.start_token_id = start_token_id
         self.register_buffer("log_prior", torch.tensor(log_prior, dtype=torch.float64), persistent=True)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.generator = torch.Generator().manual_seed(seed)
+        # the Bayes term's draws (classifiers.bayes_term): a stream of their own, so a bayes_weight > 0 run
+        # draws its label dropout and infill masks as the bayes_weight = 0 run does
+        self.bayes_generator = torch.Generator().manual_seed(seed + 1)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_nll = MeanMetric()
 
@@ -155,8 +162,11 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         checkpoint["generator_states"] = [self.generator.get_state()] + [
             lm.mask_generator.get_state() for lm in self.lms if hasattr(lm, "mask_generator")]
+        checkpoint["bayes_generator_state"] = self.bayes_generator.get_state()  # its own key: older runs lack it
 
     def on_load_checkpoint(self, checkpoint):
+        if "bayes_generator_state" in checkpoint:
+            self.bayes_generator.set_state(checkpoint["bayes_generator_state"])
         states = checkpoint.get("generator_states")
         if states:
             self.generator.set_state(states[0])

@@ -6,7 +6,12 @@ layouts, so no code compares a mode name:
 
 - ``build``: the language models (and label tokens) for ``num_classes`` classes;
 - ``generative_loss``: the training loss of one batch (the layout's NELBO / infill terms);
-- ``training_loss``: the loss the classifier trains on;
+- ``training_loss``: that loss plus the Bayes term of ``classifier.bayes_weight`` (``classifiers.bayes_term``):
+
+      loss = generative_loss + lambda * CE(y, softmax_c(s_c + log p(c)))
+
+  with ``s_c`` the K = 1 class log-likelihood estimate of each window on ONE masked draw shared by all
+  classes; ``lambda = 0`` adds nothing and draws nothing (the generative loss, bit for bit);
 - ``prefix`` / ``inputs`` / ``score`` / ``logits``: the scoring rows of each class (``scoring.ClassScorer``);
 - ``readouts``: the readouts it has (``classifiers.predict``: bayes, infill, hybrid);
 - ``generation``: the model, prefix and condition that generate class ``c``;
@@ -18,6 +23,8 @@ A new layout is one subclass and one ``conf/classifier/<name>.yaml`` (plus its `
 from __future__ import annotations
 
 import torch
+
+from diffusion_lab.classifiers.bayes_term import bayes_cross_entropy
 
 
 class Layout:
@@ -42,8 +49,15 @@ class Layout:
         raise NotImplementedError
 
     def training_loss(self, clf, ids, att, labels, score_mask=None) -> torch.Tensor:
-        """The loss of one training batch: the layout's generative loss."""
-        return self.generative_loss(clf, ids, att, labels)
+        """``generative_loss + bayes_weight * bayes_ce`` (module docstring); the Bayes term only for
+        ``bayes_weight > 0``, so that ``0`` is today's loss and random streams, bit for bit."""
+        loss = self.generative_loss(clf, ids, att, labels)
+        weight = float(clf.hparams.get("bayes_weight", 0.0) or 0.0)
+        if weight > 0:
+            ce = bayes_cross_entropy(clf, ids, att, labels, clf.bayes_generator, score_mask)
+            clf.log("train/bayes_ce", ce, batch_size=ids.shape[0])
+            loss = loss + weight * ce
+        return loss
 
     # --- scoring ------------------------------------------------------------------------------------
     def inputs(self, clf, input_ids, attention_mask, score_mask=None):
