@@ -140,3 +140,17 @@ def test_reliability_diagram_writes_png(tmp_path):
     )
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size[0] > 100
+
+
+def test_flops_per_token_counts_the_untied_head_and_attention_but_not_embeddings():
+    from transformers import BertConfig, BertForMaskedLM
+
+    from diffusion_lab.metrics.flops import flops_per_token
+
+    cfg = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64)
+    model = BertForMaskedLM(cfg)
+    emb = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
+    body = sum(p.numel() for p in model.parameters()) - emb
+    assert flops_per_token(model, 10) == 6 * (body + 16 * 100) + 12 * 2 * 10 * 16
+    assert flops_per_token(model, 20) - flops_per_token(model, 10) == 12 * 2 * 10 * 16

@@ -35,30 +35,17 @@ from diffusion_lab.app import conf_dir
 from diffusion_lab.builders import build_datamodule
 from diffusion_lab.classifiers.build import build_discriminative, build_generative, log_prior
 from diffusion_lab.classifiers.predict import predict
+from diffusion_lab.metrics.flops import flops_per_token
+from diffusion_lab.metrics.flops import matmul_peak as measured_peak
 
 #: dense bf16 tensor-core peak (no sparsity), NVIDIA's data sheets; the SXM parts
 NOMINAL_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
 
 
 def matmul_peak(device: torch.device) -> float:
+    """bf16 tensor-core products of 8192 on a GPU; float32 products of 512 on the dry run's CPU."""
     n, reps, dtype = (8192, 10, torch.bfloat16) if device.type == "cuda" else (512, 5, torch.float32)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - start)
-
-
-def flops_per_token(model, length: int) -> float:
-    """6 N + 12 n_layer L H (N: non-embedding parameters + the LM head's H x V); experiments/throughput."""
-    cfg = model.config
-    emb = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
-    n = sum(p.numel() for p in model.parameters()) - emb + cfg.hidden_size * cfg.vocab_size
-    return 6 * n + 12 * cfg.num_hidden_layers * length * cfg.hidden_size
+    return measured_peak(device, n, reps, dtype)
 
 
 def sync(device: torch.device) -> None:

@@ -31,22 +31,7 @@ from hydra import compose, initialize_config_dir
 import diffusion_lab.resolvers  # noqa: F401
 from diffusion_lab.app import conf_dir
 from diffusion_lab.builders import build_datamodule, build_lm
-
-
-def matmul_peak(n: int = 1024, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - start)
-
-
-def flops_per_token(model, length: int) -> float:
-    cfg = model.config
-    emb = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
-    n = sum(p.numel() for p in model.parameters()) - emb + cfg.hidden_size * cfg.vocab_size
-    return 6 * n + 12 * cfg.num_hidden_layers * length * cfg.hidden_size
+from diffusion_lab.metrics.flops import flops_per_token, matmul_peak
 
 
 def batches(dm, steps):
