@@ -125,6 +125,17 @@ def test_lora_trains_only_the_adapters():
     assert moved and moved <= trainable and any("lora_B" in n for n in moved)
 
 
+@pytest.mark.parametrize("mode", ["conditional", "per_class"])
+def test_llama_autoregressive_generative_classifier_with_lora_runs(tiny_run, mode):
+    """The AR classifier layouts on a LLaMA backbone, LoRA chosen by config: exact log p(x | y), one pass per class."""
+    results, out = tiny_run(["model=llama_tiny", "model.objective=autoregressive", "sampler=autoregressive",
+                             "model.lora.r=4", "task=train_classifier", f"classifier={mode}", "task.val_draws=1",
+                             "eval.max_test=8", "task.baselines=[]"], mode)
+    generative = results["models"]["generative"]
+    assert generative["n"] == 8 and generative["forward_passes_per_example"] == 2
+    assert (out / "predictions.csv").exists()
+
+
 def test_a_wrong_or_missing_gguf_is_refused_by_name(tmp_path):
     fake = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
     fake.write_bytes(b"GGUF not the weights")
