@@ -24,11 +24,10 @@ Logits are ``get_output_embeddings()(h)`` on the last hidden state ``h`` (what G
 Mistral compute), so the head runs only at ``positions`` when those are given (sparse scoring). Families
 that rescale logits after the head (soft-capping, ``logit_scale``) are refused rather than scored wrongly.
 
-Random init: ``AutoConfig.for_model(model_type, **sizes)`` with ``max_position_embeddings =
-max_length + 1`` (the start token of the autoregressive objective, ``models/ar_likelihood.py``) and every
-dropout field set to ``dropout``. Pretrained: ``model.pretrained`` = hub id, local folder or ``.gguf``
-file (``diffusion_lab.weight_files``), ``sha256`` checked first; the checkpoint keeps its own dropout.
-Either way the token embeddings are resized to ``vocab_size`` (``len(tokenizer)``, mask token included).
+Random init: ``AutoConfig.for_model(model_type, **sizes)``, ``max_position_embeddings = max_length + 1``
+(the autoregressive start token), every dropout field = ``dropout``. Pretrained: a hub id, local folder or
+``.gguf`` file (``weight_files``), ``sha256`` checked first, the checkpoint's own dropout. Embeddings are
+resized to ``vocab_size`` (``len(tokenizer)``, mask token included).
 ``lora`` (a dict of ``peft.LoraConfig`` fields, e.g. ``{r: 8}``; ``r: 0`` or None = off) adds LoRA adapters
 and freezes the rest of the transformer (``models/lora.py``); the ``Denoiser``'s own output biases and
 condition embedding still train.
@@ -53,10 +52,7 @@ POST_HEAD_FIELDS = ("final_logit_softcapping", "logit_scale")
 
 
 def attention_pattern(length: int, anneal_progress: float, device=None) -> torch.Tensor:
-    """Boolean ``[L, L]`` query x key pattern: ``causal | (future & Bernoulli(p))``.
-
-    ``p >= 1`` gives all True (bidirectional), ``p <= 0`` the lower triangle (causal).
-    """
+    """Boolean ``[L, L]`` query x key pattern ``causal | (future & Bernoulli(p))``: p >= 1 all True, p <= 0 causal."""
     if anneal_progress >= 1.0:
         return torch.ones(length, length, dtype=torch.bool, device=device)
     causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
@@ -69,8 +65,7 @@ def attention_pattern(length: int, anneal_progress: float, device=None) -> torch
 def bidirectional_mask(pattern: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """4-D boolean mask ``[B, 1, L, L]``: ``pattern[i, j] & key j is a real token``.
 
-    Each query also keeps its own key, so a padding query never has an empty row (NaN in sdpa);
-    real queries already attend to themselves, so only discarded padding outputs see that entry.
+    Each query keeps its own key, so a padding query never has an empty row (NaN in sdpa).
     """
     length = attention_mask.shape[1]
     keys = attention_mask.bool()[:, None, None, :]
