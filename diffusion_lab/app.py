@@ -17,6 +17,7 @@ The config is saved as ``config_resolved.yaml``; ``print_config=true`` also prin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -159,6 +160,23 @@ def _written_since(path: Path, started: float) -> bool:
     return path.exists() and path.stat().st_mtime >= started - 1e-3
 
 
+def _status_file(out: Path) -> str:
+    """Where the failure record is: ``results_failed.json`` beside an earlier run's ``results.json``, or
+    neither when the disk was full (said, never pointed at a file that is not there)."""
+    for name in ("results_failed.json", "results.json"):
+        path = out / name
+        if path.exists() and _status_of(path) == "failed":
+            return f"status in {path}"
+    return f"no failure record could be written in {out} (disk full or not writable?)"
+
+
+def _status_of(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if isinstance(err, ConfigError) else f"{type(err).__name__}: {text}"
@@ -176,7 +194,7 @@ def _hydra_main(cfg: DictConfig):
             raise
         logs = [h.baseFilename for h in _log_files()]
         where = f"full traceback in {logs[0]}" if logs else "set HYDRA_FULL_ERROR=1 for the traceback"
-        print(f"task={cfg.task.name} failed ({where}; status in {cfg.output_dir}/results.json)", file=sys.stderr)
+        print(f"task={cfg.task.name} failed ({where}; {_status_file(Path(cfg.output_dir))})", file=sys.stderr)
         print(f"error: {redact(_one_line(err))}", file=sys.stderr)
         sys.exit(1)
     metric = cfg.task.get("monitor")

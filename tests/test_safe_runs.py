@@ -301,3 +301,13 @@ def test_a_full_disk_at_the_failure_record_is_said_not_hidden(tmp_path, monkeypa
     monkeypatch.setattr(app, "write_results", disk_full)
     assert app.record_status(tmp_path, "failed", RuntimeError("boom"), 0.0) is None
     assert "No space left on device" in caplog.text and "results.json" in caplog.text
+
+
+def test_the_failure_line_points_at_the_record_that_exists(tmp_path):
+    from diffusion_lab.app import _status_file
+    from diffusion_lab.runs import write_results
+
+    assert _status_file(tmp_path).startswith("no failure record could be written")
+    write_results(tmp_path, {"status": "finished"})
+    write_results(tmp_path, {"status": "failed"}, "results_failed.json")
+    assert _status_file(tmp_path) == f"status in {tmp_path / 'results_failed.json'}"
