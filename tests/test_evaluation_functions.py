@@ -29,7 +29,7 @@ VOCAB = build_frequency_vocab(CORPUS)
 KW = {
     "char_typos": {},
     "word_swap": {"vocab_by_frequency": VOCAB, "window": 3},
-    "mask_top_words": {"weights": {}},
+    "mask_top_words": {"weights": {}, "placeholder": "<unk>"},  # the by-name placeholder keeps the length
 }
 
 
@@ -78,10 +78,58 @@ def test_word_swap_picks_a_neighbour_in_frequency_rank():
 def test_mask_top_words_removes_exactly_the_highest_abs_weight_words():
     text = "The movie was Great, not awful; the plot dull."
     weights = {"great": 2.0, "awful": -3.0, "dull": -1.5, "plot": 0.1, "the": 0.01}
-    out = mask_top_words(text, 0.0, 0, weights=weights, k=3).split()
+    out = mask_top_words(text, 0.0, 0, weights=weights, k=3, placeholder="<unk>").split()
     assert out == ["The", "movie", "was", "<unk>", "not", "<unk>", "the", "plot", "<unk>"]
     by_fraction = mask_top_words(text, 2 / 9, 0, weights=weights, placeholder="[REMOVED]")
     assert by_fraction == "The movie was [REMOVED] not [REMOVED] the plot dull."  # 2 of 9 words
+    assert mask_top_words(text, 0.0, 0, weights=weights, k=3) == "The movie was not the plot"  # default: deleted
+    assert mask_top_words(text, 2 / 9, 0, weights=weights) == "The movie was not the plot dull."
+
+
+def test_mask_top_words_gives_every_model_the_same_text_of_trained_tokens(tmp_path):
+    """Issue 37: the default (eval.mask_placeholder=delete) hands every model one perturbed text, and
+    no untrained special id (the BPE's <unk>, which the old placeholder produced) reaches a neural model."""
+    from diffusion_lab.data.sources import SyntheticSentimentSource
+    from diffusion_lab.data.tokenizer import TrainedBPE, encode_texts
+    from diffusion_lab.evaluation.suite import robustness_section
+    from tests.conftest import GPT2_TOKENIZER, compose
+
+    placeholder = compose([], tmp_path).eval.mask_placeholder
+    assert placeholder == "delete"
+    splits = SyntheticSentimentSource(num_train=200, num_val=10, num_test=24).load(0)
+    texts, labels = list(splits.test["text"]), list(splits.test["label"])
+    weights = {w: float(len(w)) for t in texts for w in t.lower().split()}  # every word weighs: top words exist
+
+    class Recorder:  # stands in for RunModels: records what each model is given
+        names = ["generative", "discriminative", "tfidf_lr"]
+
+        def __init__(self):
+            self.seen = []
+
+        def score_all(self, batch):
+            self.seen.append(list(batch))
+            return {n: type("S", (), {"log_joint": torch.zeros(len(batch), 2)})() for n in self.names}
+
+    models = Recorder()
+    clean = models.score_all(texts)
+    models.seen.clear()
+    robustness_section(models, texts, labels, clean, dict.fromkeys(models.names, 1.0),
+                       {"mask_top_words": {"weights": weights, "placeholder": placeholder}}, [0.2, 0.4], seed=0)
+    assert len(models.seen) == 2  # one call per strength, scoring every model on the same texts
+    perturbed = [t for batch in models.seen for t in batch]
+    assert all(len(p.split()) < len(t.split()) for p, t in zip(perturbed, texts * 2, strict=True))
+
+    bpe = TrainedBPE(vocab_size=300).build(splits.train["text"], tmp_path / "tok")
+    tokenizers = [bpe]
+    if (GPT2_TOKENIZER / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizers.append(AutoTokenizer.from_pretrained(str(GPT2_TOKENIZER)))
+    for tok in tokenizers:
+        ids = {i for row in encode_texts(tok, perturbed, 64) for i in row}
+        assert tok.unk_token_id not in ids and not ids & set(tok.all_special_ids), tok.name_or_path
+    old = perturb(texts, "mask_top_words", 0.2, 0, weights=weights, placeholder="<unk>")
+    assert bpe.unk_token_id in {i for row in encode_texts(bpe, old, 64) for i in row}  # what the fix removes
 
 
 def test_perturb_is_deterministic_with_per_item_seeds():

@@ -18,7 +18,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-PLACEHOLDER = "<unk>"  # not an English word: TF-IDF sees the out-of-vocabulary token "unk" (weight 0)
+#: mask_top_words' default: remove the chosen words, so every model reads the same shorter text (see there)
+DELETE = "delete"
+#: the old default, kept by name (``eval.mask_placeholder='<unk>'``): TF-IDF ignores it but a trained BPE maps it
+#: to its ``<unk>`` id, whose embedding no training text ever produced
+PLACEHOLDER = "<unk>"
 LETTERS = string.ascii_lowercase
 
 
@@ -122,20 +126,32 @@ def mask_top_words(
     seed: int,
     weights: dict[str, float],
     k: int | None = None,
-    placeholder: str = PLACEHOLDER,
+    placeholder: str = DELETE,
 ) -> str:
-    """Replace the k words with the largest |weight| (e.g. the baseline's own TF-IDF-LR
-    coefficients; absent words weigh 0) by `placeholder`. k defaults to n_changed(n, strength).
-    Ties in |weight| (including zeros) are broken by a seeded shuffle, so exactly k words change.
-    Every occurrence counts as a separate word."""
+    """Remove the k words with the largest |weight| (e.g. the baseline's own TF-IDF-LR coefficients;
+    absent words weigh 0). k defaults to n_changed(n, strength). Ties in |weight| (including zeros)
+    are broken by a seeded shuffle, so exactly k words go. Every occurrence counts as a separate word.
+
+    ``placeholder="delete"`` (the default, ``eval.mask_placeholder``) deletes them; any other string
+    is put in their place (``"<unk>"``: the behaviour before issue 37). Why delete: a placeholder is
+    not the same perturbation for every model. TF-IDF drops ``<unk>`` as an unknown word (the word is
+    simply gone), while a neural model reads it as a token: the trained BPE's ``<unk>`` special,
+    whose embedding was never trained because byte-level BPE never emits it (GPT-2's tokenizer
+    splits it into ``<``, ``unk``, ``>``: three ordinary tokens of noise). A masked-diffusion model's
+    ``<mask>`` is no fairer: it tells the generative model where evidence was removed and the
+    discriminative one nothing it was trained on. Deleting gives every model the same text made
+    only of trained tokens, and means "the evidence is gone" for each. Deletion can empty a text only
+    when k equals its word count (strength >= 0.5 on a one-word text), like ``word_deletion``.
+    """
     words = text.split()
     n = min(len(words), k) if k is not None else n_changed(len(words), strength)
     order = list(range(len(words)))
     random.Random(seed).shuffle(order)  # stable sort below keeps this order among ties
     order.sort(key=lambda i: -abs(weights.get(_weight_key(words[i]), 0.0)))
-    for i in order[:n]:
-        words[i] = placeholder
-    return " ".join(words)
+    chosen = set(order[:n])
+    if placeholder == DELETE:
+        return " ".join(w for i, w in enumerate(words) if i not in chosen)
+    return " ".join(placeholder if i in chosen else w for i, w in enumerate(words))
 
 
 PERTURBATIONS: dict[str, Callable[..., str]] = {
