@@ -26,6 +26,7 @@ from diffusion_lab.data.tokenizer import PretrainedTokenizer, TrainedBPE
 from tests.conftest import DATA_DIR, REPO
 
 needs_data = pytest.mark.skipif(not (DATA_DIR / "imdb" / "train.jsonl.gz").is_file(), reason=f"no shared data in {DATA_DIR}")
+needs_trec = pytest.mark.skipif(not (DATA_DIR / "trec" / "train.jsonl").is_file(), reason=f"no trec/ in {DATA_DIR}")
 needs_gpt2 = pytest.mark.skipif(not (DATA_DIR / "gpt2_tokenizer").is_dir(), reason=f"no gpt2_tokenizer in {DATA_DIR}")
 
 
@@ -178,6 +179,48 @@ def test_rt_polarity_and_wikitext_real():
     assert len(wiki.test) > 1500 and not any(t.startswith("= ") and t.endswith(" =") for t in wiki.test["text"])
 
 
+TREC = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
+def trec_source(tmp_path, *overrides):
+    from tests.conftest import compose as compose_run
+
+    return instantiate(compose_run(["dataset=trec", *overrides], tmp_path).dataset)
+
+
+@needs_trec
+def test_trec_loads_six_classes_with_honest_splits(tmp_path):
+    splits = trec_source(tmp_path).load(seed=0)
+    assert splits.label_names == TREC  # class ids in the order of the config (alphabetical, trec/README.md)
+    dups = splits.stats["duplicates_removed"]
+    assert dups["within_train"] == 72 and dups["test_in_train"] == 10  # removed as for every source
+    assert splits.stats["sizes"] == {"train": 5452 - 72 - 500, "validation": 500, "test": 500 - 10}
+    assert Counter(splits.test["label"]) == {1: 133, 5: 111, 2: 94, 4: 80, 3: 65, 0: 7}
+    assert set(splits.validation["label"]) == set(range(6))  # stratified: even ABBR (86 questions) is there
+    again = trec_source(tmp_path).load(seed=1)
+    assert again.test["text"] != splits.test["text"] and sorted(again.test["text"]) == sorted(splits.test["text"])
+    assert set(again.validation["text"]) != set(splits.validation["text"])  # validation carved with the seed
+    small = trec_source(tmp_path, "dataset.max_train=60").load(seed=0)
+    assert len(small.train) == 60 and set(small.train["label"]) == set(range(6))  # stratified subset
+    assert small.validation["text"] == splits.validation["text"] and small.test["text"] == splits.test["text"]
+
+
+def test_trec_missing_files_name_the_path_and_the_data_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match=rf"{tmp_path}/trec/train.jsonl; .*DIFFUSION_LAB_DATA_DIR"):
+        trec_source(tmp_path, f"data_dir={tmp_path}").load(seed=0)
+
+
+@needs_trec
+def test_tiny_classifier_trains_on_trec(tiny_run):
+    results, out = tiny_run(["task=train_classifier", "dataset=trec", "dataset.max_train=60", "dataset.val_size=24",
+                             "task.val_draws=1", "classifier.num_draws=1", "eval.max_test=12",
+                             "task.baselines=[tfidf_lr]"])
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["label_names"] == TREC
+    assert saved["models"]["generative"]["n"] == 12 and saved["models"]["tfidf_lr"]["n"] == 12
+    assert saved["models"]["generative"]["forward_passes_per_example"] == 6  # one draw x six classes
+
+
 # ---- tokenizers ---------------------------------------------------------------------------------
 def test_trained_bpe_saves_and_reloads_identically(tmp_path):
     texts = SyntheticSentimentSource(num_train=300, num_val=10, num_test=10).load(0).train["text"]
@@ -271,7 +314,8 @@ def test_distributed_fallback_is_a_plain_shuffled_loader(tmp_path, monkeypatch):
 
 
 # ---- configs ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["imdb", "rt_polarity", "wikitext2", "synthetic_sentiment", "synthetic_sentiment_3class", "text_files"])
+@pytest.mark.parametrize("name", ["imdb", "rt_polarity", "trec", "wikitext2", "synthetic_sentiment",
+                                  "synthetic_sentiment_3class", "text_files"])
 def test_dataset_configs_instantiate(name):
     overrides = [f"+dataset={name}", f"+data_dir={DATA_DIR}", "+tokenizer=gpt2"]
     if name == "text_files":

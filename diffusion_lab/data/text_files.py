@@ -103,24 +103,31 @@ class TextFilesSource:
         text_column, label_column: field names in the files (ignored for ``txt``).
         label_names: the classes, in id order; fixes the order of string labels, names integer class
             ids, or (labels equal to declared names, e.g. ``['1', ..., '5']``) reads numbers as names.
+        max_train: optional stratified random subset of train (after validation is carved), as ``imdb``.
+        missing_hint: what a missing file's error tells the user to do; ``None``: set ``dataset.<split>_path``.
+            A shipped dataset on this loader (``conf/dataset/trec.yaml``) names the data folder instead.
     """
 
     def __init__(self, train_path: str | Path, test_path: str | Path, val_path: str | Path | None = None,
                  text_column: str = "text", label_column: str = "label", val_size: int | float = 0.1,
-                 label_names: list[str] | None = None, name: str = "text_files"):
+                 label_names: list[str] | None = None, name: str = "text_files", max_train: int | None = None,
+                 missing_hint: str | None = None):
         self.paths = {"train": train_path, "validation": val_path, "test": test_path}
         self.text_column = text_column
         self.label_column = label_column
         self.val_size = val_size
         self.label_names = list(label_names) if label_names is not None else None
         self.name = name
+        self.max_train = max_train
+        self.missing_hint = missing_hint
 
     def _read(self, split: str) -> tuple[Path, list, list, bool, list[str]]:
         """(path, texts, raw labels, has_labels, where each row starts) of one split's file."""
         path = Path(self.paths[split]).expanduser().resolve()
         if not path.is_file():
             key = {"validation": "val_path"}.get(split, f"{split}_path")
-            raise FileNotFoundError(f"{split} file not found: {path}; set dataset.{key}=/path/to/file")
+            raise FileNotFoundError(f"{split} file not found: {path}; "
+                                    f"{self.missing_hint or f'set dataset.{key}=/path/to/file'}")
         records, where = read_rows(path)
         if not records:
             raise ValueError(f"{split} file {path} holds no rows; the {split} split would be empty")
@@ -176,5 +183,5 @@ class TextFilesSource:
             stats["labels_folded"] = {name: dict(c) for name, c in label_map.folded.items()}
         return assemble_splits(
             rows["train"], rows["test"], validation=rows.get("validation"), label_names=label_map.names, seed=seed,
-            val_size=self.val_size, stats=stats, source=self.name,
+            val_size=self.val_size, max_train=self.max_train, stats=stats, source=self.name,
         )
