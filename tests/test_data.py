@@ -308,7 +308,7 @@ def test_bucket_sampler_covers_all_rows_and_groups_lengths():
 def test_distributed_fallback_is_a_plain_shuffled_loader(tmp_path, monkeypatch):
     import diffusion_lab.data.datamodule as datamodule
 
-    monkeypatch.setattr(datamodule, "_distributed", lambda: True)
+    monkeypatch.setattr(datamodule, "_distributed", lambda trainer: True)
     loader = make_dm(tmp_path).train_dataloader()
     assert isinstance(loader.sampler, torch.utils.data.RandomSampler) and loader.batch_size == 8
 

@@ -127,7 +127,7 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
           "word_swap": {"vocab_by_frequency": build_frequency_vocab(splits.train["text"])}}
     if "tfidf_lr" in baselines:  # adversarial for the baseline: its own largest weights
         kw["mask_top_words"] = {"weights": baselines["tfidf_lr"].word_weights(),
-                                "placeholder": str(e.get("mask_placeholder", "<unk>"))}
+                                "placeholder": str(e.get("mask_placeholder", "delete"))}
     elif "mask_top_words" in (e.perturbations or []):
         skipped["robustness/mask_top_words"] = "the run has no tfidf_lr baseline, whose weights choose the words"
     perts = {p: kw[p] for p in (e.perturbations or []) if p in kw}
