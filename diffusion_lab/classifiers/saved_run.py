@@ -119,10 +119,17 @@ def draw_options(clf_cfg: DictConfig, clf, own: ScoreData, eval_seed: int) -> di
     return options
 
 
+def scoring_device(run_cfg: DictConfig) -> torch.device:
+    """Where training scored: the CPU for a run trained with ``accelerator: cpu`` (draws come from a generator
+    on the model's device, so only the same device reproduces its numbers), else the GPU when there is one."""
+    on_cpu = str(run_cfg.get("trainer", {}).get("accelerator", "auto")) == "cpu"
+    return torch.device("cuda" if torch.cuda.is_available() and not on_cpu else "cpu")
+
+
 def load_models(cfg: DictConfig, run_dir: Path):
-    """``(run_cfg, {name: model})`` of the run, on the GPU when there is one."""
+    """``(run_cfg, {name: model})`` of the run, on its ``scoring_device``."""
     run_cfg, _, clf, baselines = load_classifier_run(run_dir, cfg.get("checkpoint", "best"))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = scoring_device(run_cfg)
     models = {"generative": clf.to(device), **baselines}
     if "discriminative" in models:
         models["discriminative"] = models["discriminative"].to(device)
