@@ -55,6 +55,21 @@ def test_score_reproduces_train_classifier_on_its_test_items(trained, tmp_path):
     assert (tmp_path / "score" / "predictions.csv").is_file()
 
 
+def test_score_reproduces_a_windowed_sequential_run_with_choices_made_on_validation(tmp_path):
+    """Whole documents as windows, sequential draws with stop_z=auto: the run's validation choice
+    (results.json stop_z_chosen) is rescored as it was scored."""
+    from diffusion_lab.app import run
+
+    out = tmp_path / "windows"
+    run(compose([*TINY, "task=train_classifier", "task.val_draws=1", "classifier.num_draws=2", "data.long_text=windows",
+                 "classifier.sequential=true", "classifier.stop_z=auto", "classifier.infill_text=visible"], out))
+    written = json.loads((out / "results.json").read_text())
+    scored = _score(out, tmp_path / "score", "score.split=test")
+    assert scored["stop_z_chosen"] == written["stop_z_chosen"] and scored["windows"]["test"] == written["windows"]["test"]
+    for name, metrics in written["models"].items():
+        assert _without_timings(scored["models"][name]) == _without_timings(metrics), name
+
+
 def test_options_override_the_runs_saved_ones(trained, tmp_path):
     scored = _score(trained, tmp_path / "k1", "score.readouts=[bayes]", "score.num_draws=1")
     assert list(scored["models"]) == ["generative"] and scored["split"] == "validation"
@@ -77,6 +92,10 @@ def test_a_readout_the_run_lacks_fails_at_start_up_naming_the_available_ones(tra
     with pytest.raises(ConfigError, match="score.num_draws"):
         _score(trained, tmp_path / "s3", "score.num_draws=0")
     assert not (tmp_path / "s1" / "predictions.csv").exists()
+    from diffusion_lab.app import run
+
+    with pytest.raises(ConfigError, match=r"task=score needs run_dir=.*task=train_classifier"):
+        run(compose([*SCORE_TINY, "task=score"], tmp_path / "s4"))
 
 
 def test_init_row_is_the_untrained_model_on_the_same_items(trained, tmp_path):
