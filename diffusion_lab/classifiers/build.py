@@ -2,7 +2,7 @@
 
 ``classifier.mode`` and ``classifier.prior`` are names; what each builds is its ``_target_`` in the
 ``targets`` table of conf/config.yaml (``diffusion_lab.targets``): a layout object for the mode
-(``classifiers.layout``: ``ConditionalLayout``, ``PerClassLayout``, which build their language models) and
+(``classifiers.base_layout``: ``ConditionalLayout``, ``PerClassLayout``, which build their language models) and
 the functions below for the prior (``label_frequency_prior`` / ``uniform_prior``).
 ``classifier.estimator`` is resolved when scoring: the classifier keeps its name and the run's
 ``targets.classifier_estimator`` table (``estimators``; functions of ``classifiers.scoring``).

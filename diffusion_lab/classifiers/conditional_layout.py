@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_lab.builders import build_lm
+from diffusion_lab.classifiers.base_layout import Layout
 from diffusion_lab.classifiers.label_tokens import add_label_tokens, with_prefix
-from diffusion_lab.classifiers.layout import Layout
 from diffusion_lab.likelihood import sparse_logits
 from diffusion_lab.models.conditions import (
     draw_no_label,

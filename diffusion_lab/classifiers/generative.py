@@ -2,7 +2,7 @@
 
     log p(y | x) = log p(x | y) + log p(y) - logsumexp_y' [ log p(x | y') + log p(y') ]
 
-How the classes sit on the language models is the classifier's ``layout`` (``classifiers.layout``:
+How the classes sit on the language models is the classifier's ``layout`` (``classifiers.base_layout``:
 ``conditional``, one shared model reading ``[<label_y>, x]``; ``per_class``, one model per class), the
 object ``classifier.mode`` names; it owns the training loss, the scoring rows, the readouts and the
 generation prefix. Scoring lives in ``diffusion_lab.classifiers.scoring``; its options in ``ScoreOptions``.
@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from diffusion_lab.classifiers.layout import Layout
+from diffusion_lab.classifiers.base_layout import Layout
 from diffusion_lab.classifiers.scoring import ScoreOptions, class_log_likelihoods, doc_labels
 from diffusion_lab.models.throughput import TokenThroughputMixin
 from diffusion_lab.targets import named_target

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from diffusion_lab.builders import build_lm
-from diffusion_lab.classifiers.layout import Layout
+from diffusion_lab.classifiers.base_layout import Layout
 from diffusion_lab.likelihood import sparse_logits
 
 

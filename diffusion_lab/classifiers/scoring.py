@@ -117,7 +117,7 @@ def score_autocast(clf, device):
 class ClassScorer:
     """Wraps a classifier's language model(s) as ``score(x, att, condition, positions) -> logits``.
 
-    The classifier's layout (``classifiers.layout``) lays the rows out: conditional, row r is class
+    The classifier's layout (``classifiers.base_layout``) lays the rows out: conditional, row r is class
     ``condition[r]`` with its label token at position 0 and condition embedding c, so every class of a
     draw shares one forward pass; per_class, model c scores the rows of class c. ``prefix``: the tokens
     the layout prepends (never masked, not scored). ``classifier.score_precision=bf16`` runs the backbone
