@@ -93,9 +93,23 @@ def test_one_gpu_ddp_trains_and_scores_on_cuda(tiny_run, monkeypatch):
     assert res["status"] == "finished" and seen and set(seen) == {"cuda"}
 
 
-def test_one_process_ddp_uses_a_plain_shuffled_loader(tiny_run):
+def test_one_process_ddp_uses_a_plain_shuffled_loader(tmp_path):
     """trainer=ddp_cpu trainer.devices=1: Lightning injects a DistributedSampler under any parallel strategy,
     which the length-bucketing batch sampler cannot take (it failed with 'len() of unsized object'); the
-    datamodule gives such runs the plain shuffled loader, and the run trains."""
-    res, out = tiny_run(["trainer=ddp_cpu", "trainer.devices=1"])
+    datamodule gives such runs the plain shuffled loader, and the run trains. In its own process: an
+    in-process DDP run leaves MASTER_PORT and a listening store behind for the next DDP test."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, TINY, TINY_TRAIN_LM
+
+    out = tmp_path / "ddp1"
+    args = [*(o for o in TINY if o != "callbacks=none"), "~callbacks.progress_bar", *TINY_TRAIN_LM,
+            "trainer=ddp_cpu", "trainer.devices=1", f"hydra.run.dir={out}"]
+    proc = subprocess.run([sys.executable, "-m", "diffusion_lab", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
     assert res["status"] == "finished" and res["global_step"] > 0
