@@ -311,3 +311,12 @@ def test_the_failure_line_points_at_the_record_that_exists(tmp_path):
     write_results(tmp_path, {"status": "finished"})
     write_results(tmp_path, {"status": "failed"}, "results_failed.json")
     assert _status_file(tmp_path) == f"status in {tmp_path / 'results_failed.json'}"
+
+
+def test_resuming_a_finished_run_keeps_its_results(lm_run, tmp_path):
+    """The resumed run rewrites results.json; the finished one's is kept beside it, like metrics.csv."""
+    run = _copy(lm_run, tmp_path)
+    finished = (run / "results.json").read_text()
+    _run(["resume=true", "trainer.max_epochs=2"], run)
+    assert (run / "results_before_resume_0.json").read_text() == finished
+    assert json.loads((run / "results.json").read_text())["status"] == "finished"

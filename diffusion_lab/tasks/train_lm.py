@@ -22,7 +22,8 @@ def resume_target(cfg: DictConfig) -> tuple[Path, str | None]:
     ``resume=true``: continue ``<run_dir or output_dir>/checkpoints/last.ckpt`` (or an explicit
     ``checkpoint=<path>``, e.g. ``best.ckpt`` or ``on_exception.ckpt``) in that directory. The
     checkpoint is read first; only then is the earlier ``metrics.csv`` kept as
-    ``metrics_before_resume_<n>.csv`` (Lightning's CSV logger would replace it) and the run's
+    ``metrics_before_resume_<n>.csv`` and ``results.json`` as ``results_before_resume_<n>.json`` (the resumed run
+    replaces both: resuming a finished run must not lose its metrics) and the run's
     ``config_resolved.yaml`` updated. ``app.run`` has already compared the configs.
     """
     out = Path(cfg.output_dir)
@@ -37,10 +38,11 @@ def resume_target(cfg: DictConfig) -> tuple[Path, str | None]:
         )
     check_checkpoint_readable(last)  # a corrupt file fails here, before anything in the run is moved
     record_resume_config(cfg, base)
-    metrics = base / "metrics.csv"
-    if metrics.exists():
-        n = len(list(base.glob("metrics_before_resume_*.csv")))
-        shutil.copy(metrics, base / f"metrics_before_resume_{n}.csv")
+    for name, suffix in (("metrics", "csv"), ("results", "json")):  # the resumed run replaces both
+        earlier = base / f"{name}.{suffix}"
+        if earlier.exists():
+            n = len(list(base.glob(f"{name}_before_resume_*.{suffix}")))
+            shutil.copy(earlier, base / f"{name}_before_resume_{n}.{suffix}")
     log.info("resuming from %s", last)
     return base, str(last)
 
