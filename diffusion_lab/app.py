@@ -17,7 +17,6 @@ The config is saved as ``config_resolved.yaml``; ``print_config=true`` also prin
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -36,7 +35,7 @@ from diffusion_lab.config_schema import ConfigError, check_accelerator, validate
 from diffusion_lab.logging_utils import finish_wandb, get_logger
 from diffusion_lab.redaction import redact
 from diffusion_lab.rich_utils import print_config_tree
-from diffusion_lab.runs import check_fresh_output_dir, check_resume, write_results
+from diffusion_lab.runs import check_fresh_output_dir, check_resume, read_status, write_results
 
 log = get_logger("diffusion_lab")
 
@@ -165,16 +164,9 @@ def _status_file(out: Path) -> str:
     neither when the disk was full (said, never pointed at a file that is not there)."""
     for name in ("results_failed.json", "results.json"):
         path = out / name
-        if path.exists() and _status_of(path) == "failed":
+        if read_status(path) == "failed":
             return f"status in {path}"
     return f"no failure record could be written in {out} (disk full or not writable?)"
-
-
-def _status_of(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _one_line(err: BaseException) -> str:

@@ -80,9 +80,10 @@ def _umask() -> int:
 RUN_MARKERS = ("config_resolved.yaml", "results.json", "checkpoints")
 
 
-def _results_status(path: Path) -> str | None:
+def read_status(results_file: Path) -> str | None:
+    """The ``status`` a results file records, or None when it is absent or unreadable."""
     try:
-        return json.loads((Path(path) / "results.json").read_text()).get("status")
+        return json.loads(Path(results_file).read_text()).get("status")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -94,14 +95,14 @@ def started_run(path: Path) -> str | None:
     protect: its directory may be used again, and its record is replaced."""
     path = Path(path)
     found = [m for m in RUN_MARKERS if (path / m).exists()]
-    if not found or (_results_status(path) == "failed" and not (path / "checkpoints").exists()):
+    if not found or (read_status(path / "results.json") == "failed" and not (path / "checkpoints").exists()):
         return None
     facts = []
     try:
         facts.append(f"task={run_kind(path)} run")
     except (FileNotFoundError, ValueError, OSError):
         facts.append("run")
-    status = _results_status(path)
+    status = read_status(path / "results.json")
     facts.append(f"status {status}" if status else "no readable results.json (started or killed)")
     return ", ".join(facts) + f" ({', '.join(found)})"
 
