@@ -50,9 +50,15 @@ def run_name() -> str:
     return ",".join([head, *overrides])[:120]
 
 
+def in_multirun() -> bool:
+    """True inside a job of a Hydra multirun (``-m``)."""
+    hc = _hydra_cfg()
+    return hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+
+
 def sweep_group():
     hc = _hydra_cfg()
-    if hc is None or str(hc.mode) != "RunMode.MULTIRUN":
+    if not in_multirun():
         return None
     return Path(hc.sweep.dir).name and f"sweep-{Path(hc.sweep.dir).parent.name}-{Path(hc.sweep.dir).name}"
 

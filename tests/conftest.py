@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the test-access ledger of every run the tests start (in-process and CLI subprocesses) goes to a scratch file
+os.environ.setdefault("DIFFUSION_LAB_TEST_LEDGER", str(Path(tempfile.mkdtemp(prefix="dl-ledger-")) / "test_ledger.jsonl"))
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -72,7 +72,8 @@ def flatten(node, prefix: str = "") -> dict[str, object]:
 
 def numeric_results(results: dict) -> dict[str, float]:
     """Numbers of a ``results.json``: top-level scalars, ``metrics``, and classifier ``models``
-    (``{"generative": {"accuracy": 0.8}}`` -> ``generative/accuracy``)."""
+    (``{"generative": {"accuracy": 0.8}}`` -> ``generative/accuracy``) and ``validation``
+    (-> ``validation/generative/accuracy``)."""
     out: dict[str, float] = {}
 
     def take(key, value):
@@ -88,6 +89,10 @@ def numeric_results(results: dict) -> dict[str, float]:
         if isinstance(values, dict):
             for key, value in flatten(values).items():
                 take(f"{model}/{key}", value)
+    for model, values in (results.get("validation") or {}).items():  # validation-only jobs (a sweep's)
+        if isinstance(values, dict):
+            for key, value in flatten(values).items():
+                take(f"validation/{model}/{key}", value)
     return out
 
 

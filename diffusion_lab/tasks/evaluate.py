@@ -29,6 +29,7 @@ from diffusion_lab.evaluation.publish import log_wandb, print_summary, write_pag
 from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.metrics.calibration import apply_temperature, reliability_diagram
 from diffusion_lab.runs import find_checkpoint, load_run_config, write_results
+from diffusion_lab.test_ledger import record_run
 
 log = get_logger(__name__)
 SECTIONS = ("calibration", "robustness", "shift", "ood", "explanations")
@@ -112,6 +113,11 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
     val_scores, test_scores = models.score_all(val.texts), models.score_all(test.texts)
     ev["calibration"], temps = suite.calibration_section(val_scores, test_scores, val.labels, test.labels, seed)
     y = torch.tensor(test.labels)
+    suite_cfg = run_cfg.copy()  # the run evaluated with these settings: one configuration of the ledger
+    suite_cfg.eval = cfg.eval
+    access = record_run(cfg, task="evaluate", config=suite_cfg, dataset=str(run_cfg.dataset.name),
+                        texts=list(test.texts), labels=list(test.labels), run=out,
+                        metrics={n: float((s.probs.argmax(-1) == y).double().mean()) for n, s in test_scores.items()})
     figures["calibration"] = reliability_diagram({n: (s.probs, y) for n, s in test_scores.items()},
                                                  out / "calibration.png", title=f"Reliability (test, n={len(y)})")
     figures["calibration_after_ts"] = reliability_diagram(
@@ -177,7 +183,7 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
                   "classifier_mode": clf.mode, "max_length": int(run_cfg.data.max_length), "long_text": models.long_text,
                   "tfidf_sees": "token window" if models.tfidf_window else "full text", "n_val": len(val.texts),
                   "n_test": len(test.texts), "n_robustness": n_rob, "n_deletion": len(items.texts),
-                  "forward_passes": models.forward_passes, "section_wall_s": walls, "wall_s": time.time() - started,
+                  "forward_passes": models.forward_passes, "test_access": access, "section_wall_s": walls, "wall_s": time.time() - started,
                   "settings": OmegaConf.to_container(e, resolve=True)}
     ev["skipped"] = skipped
     write_results(out, ev, "evaluation.json")

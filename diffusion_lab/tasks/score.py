@@ -42,9 +42,11 @@ from diffusion_lab.classifiers.saved_run import (
 from diffusion_lab.config_schema import ConfigError
 from diffusion_lab.evaluation.data import dataset_config
 from diffusion_lab.logging_utils import get_logger
+from diffusion_lab.resolvers import in_multirun
 from diffusion_lab.rich_utils import metrics_table
 from diffusion_lab.runs import load_run_config, write_results
 from diffusion_lab.tasks.train_classifier import BASELINES, _texts, _tfidf_full_text, _tfidf_preds
+from diffusion_lab.test_ledger import record_run
 
 log = get_logger(__name__)
 #: the split's offset on ``eval_seed``: training drew validation from eval_seed and test from eval_seed + 1
@@ -130,6 +132,10 @@ def score_split(readouts: list[str], models: dict, data: ScoreData, split: str, 
 def run(cfg: DictConfig) -> dict:
     started, score = time.time(), cfg.score
     split = check_split(score.get("split"))
+    if split == "test" and in_multirun() and not cfg.eval.get("test_in_sweep", False):
+        raise ConfigError("score.split=test in a multirun scores the test items once per configuration, and the best "
+                          "of them is optimistic: sweep score.split=validation, then score the chosen configuration "
+                          "once without -m (or set eval.test_in_sweep=true: every job is counted in the test ledger)")
     run_dir = classifier_run(cfg)
     chosen = saved_results(run_dir)
     clf_cfg = scoring_config(load_run_config(run_dir), score, chosen)  # a bad option fails before any loading
@@ -149,8 +155,16 @@ def run(cfg: DictConfig) -> dict:
     scored = val if same else score_split(readouts, models, data, split, eval_seed + SPLIT_SEED_OFFSET[split], options)
     results = score_results(run_cfg, run_dir, split, data, val, scored, eval_seed, options, clf_cfg, readouts)
     results["temperature_fitted_on"] = f"validation of {own.name}" + (" (the scored items: in-sample)" if same else "")
-    results["wall_s"] = time.time() - started
     out = Path(cfg.output_dir)
+    if split == "test":  # the run's configuration with the scoring options used: re-scoring it as trained is
+        scored_cfg = run_cfg.copy()  # the same configuration in the ledger, new options a new one
+        scored_cfg.classifier = clf_cfg
+        access = record_run(cfg, task="score", config=scored_cfg, dataset=data.name, texts=_texts(data.dm, split),
+                            labels=[int(y) for y in data.dm.datasets[split]["label"]], run=out,
+                            metrics={m: v["accuracy"] for m, v in results["models"].items()})
+        if access:
+            results.update(test_access=access, test_configurations=access["configurations"])
+    results["wall_s"] = time.time() - started
     write_results(out, results)
     write_predictions(out / "predictions.csv", _texts(data.dm, split), scored, list(data.dm.label_names))
     Console(width=200).print(metrics_table(f"{split} of {data.name} ({run_dir})", results["models"], COLUMNS))

@@ -20,8 +20,10 @@ from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics, render
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import wandb_logger
+from diffusion_lab.resolvers import in_multirun
 from diffusion_lab.runs import check_checkpoint_readable, load_checkpoint, write_results
 from diffusion_lab.tasks.train_lm import resume_target
+from diffusion_lab.test_ledger import record_run
 
 log = logging.getLogger(__name__)
 BASELINES = ("discriminative", "tfidf_lr")
@@ -78,6 +80,10 @@ def run(cfg: DictConfig) -> dict:
     steps = trainer.global_step
     if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
         return _validation_only(cfg, clf, dm, out, steps)
+    if in_multirun() and not cfg.eval.get("test_in_sweep", False):  # select on validation, test the choice once
+        log.info("multirun job: validation only (eval.test_in_sweep=false); score the chosen run's test split "
+                 "once with: python -m diffusion_lab task=score run_dir=%s score.split=test", out)
+        return _validation_only(cfg, clf, dm, out, steps, note="multirun: eval.test_in_sweep=false")
     score = {"num_draws": resolve_num_draws(cfg.classifier, clf, dm, cfg.task.eval_seed)}  # auto: on validation
     stop_z = resolve_stop_z(cfg.classifier, clf, dm, score["num_draws"], cfg.task.eval_seed)  # likewise
     if stop_z is not None:
@@ -118,6 +124,7 @@ def run(cfg: DictConfig) -> dict:
         "duplicates_removed": dm.splits.stats.get("duplicates_removed"), "dataset_stats": dm.splits.stats,
         "label_names": dm.label_names, "wall_s": time.time() - started,
     }
+    results.update(test_access(cfg, out, dm, results["models"]))
     write_results(out, results)
     render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
     if cfg.eval.get("after_training"):  # the evaluation suite (task=evaluate) on this finished run
@@ -171,7 +178,16 @@ def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
     return Predictions(torch.tensor(log_probs, dtype=torch.float64), torch.tensor(labels), rate, 0.0)
 
 
-def _validation_only(cfg, clf, dm, out: Path, steps: int) -> dict:
+def test_access(cfg, out: Path, dm, models: dict) -> dict:
+    """This scoring of the test split in the ledger (``test_ledger``): ``test_access`` (the ledger line's
+    counts) and ``test_configurations`` (distinct configurations that have scored these test items)."""
+    access = record_run(cfg, task=str(cfg.task.name), config=cfg, dataset=str(cfg.dataset.get("name")),
+                        texts=_texts(dm, "test"), labels=[int(y) for y in dm.datasets["test"]["label"]], run=out,
+                        metrics={m: v["accuracy"] for m, v in models.items()})
+    return {"test_access": access, "test_configurations": access["configurations"]} if access else {}
+
+
+def _validation_only(cfg, clf, dm, out: Path, steps: int, note: str = "task.score_test=false") -> dict:
     """``task.score_test=false``: the generative classifier's readouts in ``task.validation_models``
     (``evaluation.models.EVAL_MODELS`` names) scored on validation only (no baselines), for loops that
     choose on validation (``task=synthesize``) and must not touch the test split."""
@@ -184,7 +200,7 @@ def _validation_only(cfg, clf, dm, out: Path, steps: int) -> dict:
         kwargs = {"num_draws": cfg.classifier.num_draws} if kind.bayes_generative else {}
         val = predict(clf, dm.dataloader("validation"), seed=cfg.task.eval_seed, readout=kind.readout, **kwargs)
         metrics[name], n_val = classification_metrics(val.probs, val.labels), len(val.labels)
-    results = {"status": "finished", "split": "validation", "n_val": n_val, "optimizer_steps": steps,
-               "validation": metrics, "seed": cfg.seed, "label_names": dm.label_names}
+    results = {"status": "finished", "split": "validation", "test_not_scored": note, "n_val": n_val,
+               "optimizer_steps": steps, "validation": metrics, "seed": cfg.seed, "label_names": dm.label_names}
     write_results(out, results)
     return results
