@@ -161,3 +161,27 @@ def test_sweep_through_the_cli_is_tabulated_by_report(trained, tmp_path):
     assert report["num_jobs"] == 2 and report["swept_keys"] == ["score.num_draws"]
     header = (sweep / "report.csv").read_text().splitlines()[0]
     assert "generative/accuracy" in header and "tfidf_lr/accuracy" in header
+
+
+def test_drop_class_bias_scores_without_the_naive_bayes_term(trained, tmp_path):
+    """The ablation changes what the Bayes readout reads (the conditional model's condition_bias is zeroed)
+    and says so; the infill readout reads the label token, so it is scored too but is not the point."""
+    kept = _score(trained, tmp_path / "kept", "score.readouts=[bayes]", "score.num_draws=1")
+    dropped = _score(trained, tmp_path / "dropped", "score.readouts=[bayes]", "score.num_draws=1",
+                     "score.drop_class_bias=true")
+    assert dropped["class_bias_dropped"] and not kept["class_bias_dropped"]
+    assert dropped["models"]["generative"]["nll"] != kept["models"]["generative"]["nll"]
+
+
+def test_per_class_drop_class_bias_keeps_the_shared_part():
+    import types
+
+    import torch
+
+    from diffusion_lab.classifiers.per_class_layout import PerClassLayout
+
+    biases = [torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0])), torch.nn.Parameter(torch.tensor([3.0, 0.0, 3.0]))]
+    clf = types.SimpleNamespace(lms=[types.SimpleNamespace(backbone=types.SimpleNamespace(output_bias=b)) for b in biases])
+    PerClassLayout().drop_class_bias(clf)
+    for b in biases:
+        assert torch.equal(b.detach(), torch.tensor([2.0, 1.0, 3.0]))

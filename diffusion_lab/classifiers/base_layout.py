@@ -15,7 +15,8 @@ layouts, so no code compares a mode name:
 - ``prefix`` / ``inputs`` / ``score`` / ``logits``: the scoring rows of each class (``scoring.ClassScorer``);
 - ``readouts``: the readouts it has (``classifiers.predict``: bayes, infill, hybrid);
 - ``generation``: the model, prefix and condition that generate class ``c``;
-- ``unconditional_token``: the input token of its own ``p(x)``, if it has one.
+- ``unconditional_token``: the input token of its own ``p(x)``, if it has one;
+- ``drop_class_bias``: remove the per-class output biases (the naive-Bayes word term) from a trained model.
 
 A new layout is one subclass and one ``conf/classifier/<name>.yaml`` (plus its ``targets`` entry).
 """
@@ -80,3 +81,9 @@ class Layout:
     def unconditional_token(self, clf) -> int | None:
         """The input token of the layout's own unconditional ``p(x)`` (``None``: it has none)."""
         return None
+
+    def drop_class_bias(self, clf) -> None:
+        """Set the class-dependent part of the output biases to zero, in place (the ``task=score``
+        ablation ``score.drop_class_bias``): what the Bayes readout then reads comes through the
+        transformer's reading of the text, not from per-class word counts."""
+        raise NotImplementedError

@@ -99,6 +99,14 @@ class ConditionalLayout(Layout):
         """``<nolabel>``: the model's own p(x), trained on ``uncond_prob`` of the batches (diffusion only)."""
         return None if clf.autoregressive else clf.nolabel_token_id
 
+    @torch.no_grad()
+    def drop_class_bias(self, clf) -> None:
+        """``condition_bias[c] = 0`` for every condition (``log p(w | c) - log p(w)`` at a unigram start)."""
+        bias = getattr(clf.lms[0].backbone, "condition_bias", None)
+        if bias is None:
+            raise ValueError("this conditional model has no per-class output bias (condition_bias): nothing to drop")
+        bias.weight.zero_()
+
 
 def label_infill_loss(clf, lm, x, a, labels, no_label):
     """``(1 - w) * L_text + w * L_label`` with ``w = classifier.infill_weight``.

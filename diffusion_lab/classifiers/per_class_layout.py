@@ -52,3 +52,14 @@ class PerClassLayout(Layout):
 
     def generation(self, clf, c: int, tokenizer):
         return clf.lms[c], "", None, 0
+
+    @torch.no_grad()
+    def drop_class_bias(self, clf) -> None:
+        """Every class model's ``output_bias`` replaced by their mean: the class difference of the biases
+        (``log p(w | c) - log p(w)`` at a unigram start) is removed, what they share is kept."""
+        biases = [getattr(lm.backbone, "output_bias", None) for lm in clf.lms]
+        if any(b is None for b in biases):
+            raise ValueError("these per-class models have no output bias (output_bias): nothing to drop")
+        mean = torch.stack([b.float() for b in biases]).mean(0)
+        for b in biases:
+            b.copy_(mean.to(b))

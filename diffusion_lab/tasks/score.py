@@ -144,6 +144,12 @@ def run(cfg: DictConfig) -> dict:
     own = run_data(run_cfg, run_dir)
     data = scored_data(cfg, own, run_dir)
     apply_options(models, clf_cfg)
+    if score.get("drop_class_bias"):  # the ablation: the Bayes readout without the naive-Bayes word term
+        try:
+            models["generative"].layout.drop_class_bias(models["generative"])
+        except ValueError as err:
+            raise ConfigError(f"score.drop_class_bias=true: {err}") from None
+        clf_cfg.drop_class_bias = True  # part of the scored configuration (results.json, the test ledger)
     eval_seed = int(score.eval_seed if score.get("eval_seed") is not None else run_cfg.task.eval_seed)
     options = draw_options(clf_cfg, models["generative"], own, eval_seed)
     if "init" in readouts:  # after the draw options: an auto choice is the trained model's, on validation
@@ -183,6 +189,7 @@ def score_results(run_cfg, run_dir: Path, split: str, data: ScoreData, val: dict
         "n": len(scored[reference].labels), "n_val": len(val[reference].labels),
         "seed": int(run_cfg.seed), "eval_seed": eval_seed, "draw_seed": eval_seed + SPLIT_SEED_OFFSET[split],
         "classifier": {k: clf_cfg.get(k) for k in ("mode", "estimator", "prior", *OPTIONS, "stage_draws")},
+        "class_bias_dropped": bool(clf_cfg.get("drop_class_bias", False)),
         "num_draws_chosen": options["num_draws"], "stop_z_chosen": options.get("stop_z"),
         "model": run_cfg.model.name, "max_length": run_cfg.data.max_length,
         "windows": {split: data.dm.window_stats(split)}, "label_names": list(data.dm.label_names),
