@@ -129,6 +129,18 @@ def check_labels(rows: Rows, label_names: list[str], split: str) -> None:
         )
 
 
+def per_class_indices(labels, n: int, num_classes: int) -> list[int]:
+    """The first ``n`` rows of every class in the rows' (already seed-shuffled) order, kept in that order;
+    a class with fewer rows gives all of them."""
+    seen = [0] * num_classes
+    keep = []
+    for i, y in enumerate(labels):
+        if 0 <= int(y) < num_classes and seen[int(y)] < n:
+            seen[int(y)] += 1
+            keep.append(i)
+    return keep
+
+
 def assemble_splits(
     train: Rows,
     test: Rows,
@@ -138,6 +150,7 @@ def assemble_splits(
     val_size: int | float,
     validation: Rows | None = None,
     max_train: int | None = None,
+    max_train_per_class: int | None = None,
     unsup: Rows | None = None,
     stats: dict | None = None,
     source: str = "dataset",
@@ -145,9 +158,12 @@ def assemble_splits(
     """Shuffle, de-duplicate, carve validation, subset, check; the one honest pipeline for all sources.
 
     Order matters: train is de-duplicated before validation is carved from it, and test is cleaned
-    against the FULL train + validation (before ``max_train``), so the test set never depends on the
-    training budget.
+    against the FULL train + validation (before ``max_train`` / ``max_train_per_class``), so neither the
+    validation nor the test set depends on the training budget.
     """
+    if max_train_per_class is not None and int(max_train_per_class) < 1:
+        raise ValueError(f"{source}: max_train_per_class={max_train_per_class}; give a positive number of "
+                         "training examples per class (or null for all)")
     stats = dict(stats or {})
     dups = stats.setdefault("duplicates_removed", {})
     train, dups["within_train"] = dedupe(shuffle_rows(train, seed))
@@ -170,6 +186,9 @@ def assemble_splits(
     if max_train is not None and max_train < len(train[0]):
         train = take(train, np.sort(stratified_indices(train[1], max_train, seed)))
         stats["max_train"] = max_train
+    if max_train_per_class is not None:  # learning curves: n of every class (all of a smaller one), seeded
+        train = take(train, per_class_indices(train[1], int(max_train_per_class), len(label_names)))
+        stats["max_train_per_class"] = int(max_train_per_class)
     for split, rows in (("train", train), ("validation", validation), ("test", test)):
         if not rows[0]:
             leaked = {"validation": dups["validation_in_train"], "test": dups["test_in_train"]}.get(split, 0)

@@ -31,15 +31,18 @@ class RtPolaritySource:
     Args:
         root: folder holding ``rt-polarity.neg`` and ``rt-polarity.pos``.
         val_size, test_size: rows (int) or fractions (float in (0, 1)) of the corpus.
+        max_train, max_train_per_class: optional training subsets, as ``imdb``.
     """
 
     label_names = ["negative", "positive"]
 
-    def __init__(self, root: str | Path, val_size: int | float = 0.1, test_size: int | float = 0.1, name: str = "rt_polarity"):
+    def __init__(self, root: str | Path, val_size: int | float = 0.1, test_size: int | float = 0.1, name: str = "rt_polarity",
+                 max_train: int | None = None, max_train_per_class: int | None = None):
         self.root = Path(root).expanduser()
         self.val_size = val_size
         self.test_size = test_size
         self.name = name
+        self.max_train, self.max_train_per_class = max_train, max_train_per_class
 
     def load(self, seed: int) -> TextSplits:
         texts, labels = [], []
@@ -59,6 +62,8 @@ class RtPolaritySource:
             label_names=self.label_names,
             seed=seed,
             val_size=val_size,
+            max_train=self.max_train,
+            max_train_per_class=self.max_train_per_class,
             stats={"empty_skipped": empty, "duplicates_removed": {"within_corpus": within}, "source": str(self.root)},
             source="rt_polarity",
         )

@@ -40,6 +40,7 @@ class ImdbSource:
         hub_id: dataset id for ``datasets.load_dataset`` when the local files are absent
             (needs a network); ``None`` disables the fallback.
         max_train: optional stratified random subset of train (after shuffling, never the first N).
+        max_train_per_class: optional n training examples of every class (seeded; learning curves).
         name: the dataset name used in run names (from the config).
     """
 
@@ -53,12 +54,14 @@ class ImdbSource:
         hub_id: str | None = "stanfordnlp/imdb",
         max_train: int | None = None,
         name: str = "imdb",
+        max_train_per_class: int | None = None,
     ):
         self.root = Path(root).expanduser()
         self.val_size = val_size
         self.use_unsup = use_unsup
         self.hub_id = hub_id
         self.max_train = max_train
+        self.max_train_per_class = max_train_per_class
         self.name = name
 
     def _read_local(self) -> dict[str, tuple[list, list[int]]] | None:
@@ -116,6 +119,7 @@ class ImdbSource:
             seed=seed,
             val_size=self.val_size,
             max_train=self.max_train,
+            max_train_per_class=self.max_train_per_class,
             unsup=cleaned.get("unsup"),
             stats={"empty_skipped": empty, "source": origin},
             source="imdb",

@@ -92,13 +92,14 @@ class SyntheticSentimentSource:
     """Generated reviews with 2-5 sentiment classes (see module docstring: synthetic, demos only)."""
 
     def __init__(self, num_train: int = 2000, num_val: int = 200, num_test: int = 400, num_classes: int = 2,
-                 seed_offset: int = 0, name: str = "synthetic_sentiment"):
+                 seed_offset: int = 0, name: str = "synthetic_sentiment", max_train_per_class: int | None = None):
         if num_classes not in CLASS_SETS:
             raise ValueError(f"num_classes={num_classes}: the synthetic grammar supports {sorted(CLASS_SETS)}")
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.num_classes = num_classes
         self.seed_offset = seed_offset
         self.name = name
+        self.max_train_per_class = max_train_per_class
 
     def load(self, seed: int) -> TextSplits:
         names = CLASS_SETS[self.num_classes]
@@ -109,5 +110,5 @@ class SyntheticSentimentSource:
         test = generate(self.num_test, names, rng, seen)
         return assemble_splits(
             train, test, validation=val, label_names=names, seed=seed, val_size=0,
-            stats={"empty_skipped": 0, "source": "synthetic"}, source=self.name,
+            max_train_per_class=self.max_train_per_class, stats={"empty_skipped": 0, "source": "synthetic"}, source=self.name,
         )

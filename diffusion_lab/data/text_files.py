@@ -104,6 +104,7 @@ class TextFilesSource:
         label_names: the classes, in id order; fixes the order of string labels, names integer class
             ids, or (labels equal to declared names, e.g. ``['1', ..., '5']``) reads numbers as names.
         max_train: optional stratified random subset of train (after validation is carved), as ``imdb``.
+        max_train_per_class: optional n training examples of every class, as ``imdb``.
         missing_hint: what a missing file's error tells the user to do; ``None``: set ``dataset.<split>_path``.
             A shipped dataset on this loader (``conf/dataset/trec.yaml``) names the data folder instead.
     """
@@ -111,6 +112,7 @@ class TextFilesSource:
     def __init__(self, train_path: str | Path, test_path: str | Path, val_path: str | Path | None = None,
                  text_column: str = "text", label_column: str = "label", val_size: int | float = 0.1,
                  label_names: list[str] | None = None, name: str = "text_files", max_train: int | None = None,
+                 max_train_per_class: int | None = None,
                  missing_hint: str | None = None):
         self.paths = {"train": train_path, "validation": val_path, "test": test_path}
         self.text_column = text_column
@@ -119,6 +121,7 @@ class TextFilesSource:
         self.label_names = list(label_names) if label_names is not None else None
         self.name = name
         self.max_train = max_train
+        self.max_train_per_class = max_train_per_class
         self.missing_hint = missing_hint
 
     def _read(self, split: str) -> tuple[Path, list, list, bool, list[str]]:
@@ -183,5 +186,5 @@ class TextFilesSource:
             stats["labels_folded"] = {name: dict(c) for name, c in label_map.folded.items()}
         return assemble_splits(
             rows["train"], rows["test"], validation=rows.get("validation"), label_names=label_map.names, seed=seed,
-            val_size=self.val_size, max_train=self.max_train, stats=stats, source=self.name,
+            val_size=self.val_size, max_train=self.max_train, max_train_per_class=self.max_train_per_class, stats=stats, source=self.name,
         )

@@ -7,6 +7,7 @@ validation; score the (stratified, seeded) test subset once; the same test items
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -43,6 +44,27 @@ def _fit_best(cfg, module, dm, out: Path, ckpt_path: str | None = None, **traine
     return trainer
 
 
+def scaled_schedule(cfg, train_rows: int, steps: int | None = None) -> dict:
+    """``task.scale_steps`` ({epochs, min_steps, max_steps, validations}; null: the trainer's own schedule):
+    trainer overrides for a budget that grows with the training set (learning curves),
+
+        max_steps = clamp(ceil(epochs * train_rows / batch), min_steps, max_steps)
+
+    (``batch``: ``data.global_batch_size`` or ``data.batch_size``) with validation every
+    ``ceil(max_steps / validations)`` steps whatever the epoch length. ``steps`` given: that many steps
+    instead (the discriminative twin gets the generative model's count)."""
+    scale = cfg.task.get("scale_steps")
+    if not scale:
+        return {}
+    if steps is None:
+        batch = int(cfg.data.get("global_batch_size") or cfg.data.batch_size)
+        steps = math.ceil(float(scale.epochs) * train_rows / batch)
+        steps = min(max(steps, int(scale.min_steps)), int(scale.max_steps))
+    every = max(1, math.ceil(steps / int(scale.get("validations", 4))))
+    return {"max_steps": steps, "max_epochs": -1, "max_time": None, "val_check_interval": every,
+            "check_val_every_n_epoch": None}
+
+
 def _resume_point(out: Path) -> str | None:
     last = out / "checkpoints" / "last.ckpt"
     return str(last) if last.exists() else None
@@ -76,7 +98,7 @@ def run(cfg: DictConfig) -> dict:
     if ckpt_path is None:
         unigram_init(cfg, dm, [lm.backbone for lm in clf.lms], num_classes)
     dm.tokenizer.save_pretrained(str(out / "tokenizer"))  # now with the label tokens
-    trainer = _fit_best(cfg, clf, dm, out, ckpt_path)
+    trainer = _fit_best(cfg, clf, dm, out, ckpt_path, **scaled_schedule(cfg, len(dm.datasets["train"])))
     steps = trainer.global_step
     if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
         return _validation_only(cfg, clf, dm, out, steps)
@@ -138,8 +160,9 @@ def _fit_discriminative(cfg, dm, out: Path, num_classes: int, steps: int, ckpt_p
     """The discriminative twin: same backbone and tokenizer, the generative model's optimizer steps."""
     disc = build_discriminative(cfg, dm.tokenizer, num_classes)
     disc_resume = _resume_point(out / "discriminative") if ckpt_path else None
-    _fit_best(cfg, disc, dm, out / "discriminative", disc_resume, max_steps=max(steps, 1), max_epochs=-1,
-              max_time=None)
+    schedule = {"max_steps": max(steps, 1), "max_epochs": -1, "max_time": None,
+                **scaled_schedule(cfg, len(dm.datasets["train"]), max(steps, 1))}  # validated as often
+    _fit_best(cfg, disc, dm, out / "discriminative", disc_resume, **schedule)
     return predict(disc, dm.dataloader("validation")), predict(disc, dm.dataloader("test"))
 
 
