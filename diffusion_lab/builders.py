@@ -92,6 +92,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, **overrides) -> L.Trainer:
             continue
         extra = {"dirpath": str(run_dir / "checkpoints")} if name in ("model_checkpoint", "on_exception_checkpoint") else {}
         callbacks.append(instantiate(cb_cfg, **extra))
+    overrides.setdefault("use_distributed_sampler", False)  # TextDataModule shards its loaders itself (DDP, FSDP)
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir),
         default_root_dir=str(run_dir), **overrides,

@@ -313,6 +313,38 @@ def test_distributed_fallback_is_a_plain_shuffled_loader(tmp_path, monkeypatch):
     assert isinstance(loader.sampler, torch.utils.data.RandomSampler) and loader.batch_size == 8
 
 
+def test_shard_batches_gives_every_rank_as_many_batches_and_covers_all():
+    from diffusion_lab.data.datamodule import shard_batches
+
+    batches = [[0], [1, 2], [3], [4, 5], [6]]
+    ranks = [shard_batches(batches, r, 2) for r in range(2)]
+    assert ranks == [[[0], [3], [6]], [[1, 2], [4, 5], [0]]]  # rank 1 repeats the first batch: equal counts
+    assert sorted({i for r in ranks for b in r for i in b}) == list(range(7))
+    assert shard_batches(batches, 0, 1) == batches
+
+
+@pytest.mark.parametrize("long_text", ["truncate", "windows"])
+def test_the_trainers_loaders_are_sharded_by_rank_and_scoring_reads_whole_splits(tmp_path, long_text):
+    """Under DDP / FSDP the datamodule shards its own loaders (Lightning's sampler injection is off: it
+    cannot enter the document batches of windowed evaluation); predict's ``dataloader(split)`` stays whole."""
+    import types
+
+    shards = []
+    for rank in range(2):
+        dm = make_dm(tmp_path, max_length=16, long_text=long_text)
+        dm.setup("fit")
+        dm.trainer = types.SimpleNamespace(global_rank=rank, world_size=2, strategy=None)
+        train = dm.train_dataloader()
+        assert isinstance(train.sampler, torch.utils.data.DistributedSampler)
+        assert (train.sampler.rank, train.sampler.num_replicas, train.sampler.seed) == (rank, 2, dm.seed)
+        shards.append([b["labels"].shape[0] for b in dm.val_dataloader()])
+        whole = dm.dataloader("validation")
+        rows = sum(b["labels"].shape[0] for b in whole)
+    assert len(shards[0]) == len(shards[1])  # the same number of validation steps on every rank
+    assert sum(shards[0]) + sum(shards[1]) >= rows and max(sum(shards[0]), sum(shards[1])) < rows
+    assert rows == len(dm.eval_rows("validation"))
+
+
 # ---- configs ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["imdb", "rt_polarity", "trec", "wikitext2", "synthetic_sentiment",
                                   "synthetic_sentiment_3class", "text_files"])

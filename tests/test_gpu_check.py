@@ -17,11 +17,7 @@ CLF = ["task=train_classifier", "classifier.num_draws=2", "task.val_draws=1"]
 
 #: steps of the dry run that fail today because of a framework bug, with a piece of the error: the test
 #: insists they still fail that way (remove the entry once the bug is fixed) and that the workaround passes
-KNOWN_FAILURES = {
-    # trainer=ddp trainer.devices=1 with data.long_text=windows: the evaluation loaders' document batches (a list
-    # as batch_sampler) cannot take the DistributedSampler Lightning injects (experiments/gpu/README.md, "Found")
-    "ddp": "can't inject a (distributed) sampler",
-}
+KNOWN_FAILURES: dict[str, str] = {}  # step -> an error text the step is known to fail with (none left)
 STEPS = ["install", "env", "data", "imdb_gen_clf", "bench", "ddp", "fsdp", "pytest_gpu", "compile"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from datasets import Dataset, concatenate_datasets
 from lightning.pytorch.strategies import ParallelStrategy
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from diffusion_lab.data.batching import BucketBatchSampler, PadCollator
 from diffusion_lab.data.cleaning import stratified_indices
@@ -30,11 +31,26 @@ log = logging.getLogger(__name__)
 
 
 def _distributed(trainer) -> bool:
-    """Will Lightning put a ``DistributedSampler`` into the training loader? It does under every parallel
-    strategy (DDP, FSDP), also with one device, and our own batch sampler cannot take one."""
+    """A parallel strategy (DDP, FSDP; also with one device) or an initialised process group of several
+    ranks: the training loader then shards with a ``DistributedSampler`` (no length buckets)."""
     if trainer is not None and isinstance(trainer.strategy, ParallelStrategy):
         return True
     return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+def _ranks(trainer) -> tuple[int, int]:
+    """``(rank, world size)`` of the trainer's processes; ``(0, 1)`` without a trainer."""
+    if trainer is None:
+        return 0, 1
+    return int(getattr(trainer, "global_rank", 0)), int(getattr(trainer, "world_size", 1))
+
+
+def shard_batches(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """Rank ``rank``'s share of ``batches``: every ``world``-th, wrapped around so every rank gets the same
+    number (a rank that ran out repeats the first batches, as ``DistributedSampler`` pads): ranks that
+    step through validation a different number of times would wait on each other forever."""
+    per_rank = math.ceil(len(batches) / world)
+    return [batches[i % len(batches)] for i in range(rank, per_rank * world, world)]
 
 
 class TextDataModule(L.LightningDataModule):
@@ -193,11 +209,16 @@ class TextDataModule(L.LightningDataModule):
             self._eval_rows[split_name] = window_rows(ds["input_ids"], ds["label"], self.max_length, self.window_overlap)
         return self._eval_rows[split_name]
 
-    def dataloader(self, split_name: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+    def dataloader(self, split_name: str, shuffle: bool = False, batch_size: int | None = None,
+                   shard: tuple[int, int] = (0, 1)) -> DataLoader:
         """Any split (``train``, ``validation``, ``test``, ``unsup``) as padded batches.
 
         ``shuffle`` (training): seeded order, long documents as one random window each epoch.
         Otherwise (evaluation): documents in order as window rows, whole documents per batch.
+        ``shard=(rank, world)``: this rank's part (the trainer's own loaders under DDP / FSDP; the
+        datamodule shards them itself, ``build_trainer`` sets ``use_distributed_sampler=False``: Lightning
+        cannot put a sampler into the evaluation loaders' document batches). Scoring after training
+        (``classifiers.predict``) reads whole splits.
         """
         self.setup()
         if split_name not in self.datasets:
@@ -206,29 +227,35 @@ class TextDataModule(L.LightningDataModule):
         batch_size = batch_size or self.eval_batch_size
         collate = PadCollator(self.pad_token_id)
         common = {"collate_fn": collate, "num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        rank, world = shard
         if not shuffle:
             rows = self.eval_rows(split_name)
-            if self.long_text == "truncate":  # one row per document: plain batches (DDP shards them)
+            if self.long_text == "truncate" and world > 1:  # one row per document: every world-th, padded
+                sampler = DistributedSampler(rows, num_replicas=world, rank=rank, shuffle=False)
+                return DataLoader(rows, batch_size=batch_size, sampler=sampler, **common)
+            if self.long_text == "truncate":
                 return DataLoader(rows, batch_size=batch_size, shuffle=False, **common)
-            return DataLoader(rows, batch_sampler=document_batches([r["doc"] for r in rows], batch_size), **common)
+            batches = document_batches([r["doc"] for r in rows], batch_size)
+            return DataLoader(rows, batch_sampler=shard_batches(batches, rank, world), **common)
         lengths = [min(n, self.max_length) for n in ds["length"]]
         data = ds.select_columns(["input_ids", "label"])
         if self.long_text == "windows":
             data = RandomWindows(data, self.max_length, self.seed)
-        if self.bucket_by_length and not _distributed(self.trainer):
+        if self.bucket_by_length and world == 1 and not _distributed(self.trainer):
             sampler = BucketBatchSampler(lengths, batch_size, seed=self.seed, on_epoch=getattr(data, "set_epoch", None))
             return DataLoader(data, batch_sampler=sampler, **common)
-        # under DDP Lightning swaps in a DistributedSampler (shuffle=True, seed=0, set_epoch per epoch); it
-        # reads shuffling off a RandomSampler, so this path keeps one (RandomWindows then keeps epoch 0's
-        # windows: each long document gets one random window for the whole run)
+        if world > 1:  # seeded shards; Lightning calls the sampler's set_epoch every epoch (RandomWindows
+            # then keeps epoch 0's windows: each long document gets one random window for the whole run)
+            sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+            return DataLoader(data, batch_size=batch_size, sampler=sampler, **common)
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator, **common)
 
     def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True, batch_size=self.batch_size)
+        return self.dataloader("train", shuffle=True, batch_size=self.batch_size, shard=_ranks(self.trainer))
 
     def val_dataloader(self) -> DataLoader:
-        return self.dataloader("validation")
+        return self.dataloader("validation", shard=_ranks(self.trainer))
 
     def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
+        return self.dataloader("test", shard=_ranks(self.trainer))
