@@ -30,21 +30,19 @@ def _as_tensor(x, dtype=None) -> torch.Tensor:
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n.
+    """Wilson score interval for a binomial proportion k/n (scipy's ``binomtest(k, n).proportion_ci``):
 
     centre = (p + z^2/(2n)) / (1 + z^2/n),
-    half   = z * sqrt(p(1-p)/n + z^2/(4n^2)) / (1 + z^2/n),  with p = k/n.
+    half   = z * sqrt(p(1-p)/n + z^2/(4n^2)) / (1 + z^2/n),  with p = k/n, z = 1.96 for 95%.
     Unlike the normal (Wald) interval it stays inside [0, 1] and is sensible at p = 0 or 1.
     """
     if n <= 0:
         raise ValueError(f"wilson_interval needs n > 0, got n={n}")
     if not 0 <= k <= n:
         raise ValueError(f"wilson_interval needs 0 <= k <= n, got k={k}, n={n}")
-    p = k / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    confidence = 2.0 * stats.norm.cdf(z) - 1.0
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
