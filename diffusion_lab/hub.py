@@ -14,6 +14,8 @@ import socket
 import threading
 from urllib.parse import urlparse
 
+from huggingface_hub import constants
+
 #: what to do without a network (named by every hub error)
 OFFLINE_HINT = ("set HF_HUB_OFFLINE=1 (no hub attempts), and use model.pretrained=<local folder saved with "
                 "save_pretrained> or an offline preset: +experiment=quickstart, +experiment=imdb_gen_clf_cpu "
@@ -23,15 +25,12 @@ OFFLINE_HINT = ("set HF_HUB_OFFLINE=1 (no hub attempts), and use model.pretraine
 def hub_offline(*extra_vars: str) -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` (or one of ``extra_vars``, e.g.
     ``HF_DATASETS_OFFLINE``) is set to a true value, by huggingface_hub's rule."""
-    from huggingface_hub import constants
-
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *extra_vars)
-    return bool(constants.HF_HUB_OFFLINE) or any(constants._is_true(os.environ.get(n)) for n in names)
+    return bool(constants.HF_HUB_OFFLINE) or any(
+        os.environ.get(n, "").upper() in constants.ENV_VARS_TRUE_VALUES for n in names)
 
 
 def hub_endpoint() -> str:
-    from huggingface_hub import constants
-
     return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
 
 

@@ -177,7 +177,7 @@ def log_samples(module, texts: list[str], step: int) -> None:
         with path.open("a", encoding="utf-8") as f:
             for i, text in enumerate(texts):
                 f.write(f"step {step}\tsample {i}\t{text!r}\n")
-    wb = wandb_logger(module.trainer) if module._trainer is not None else None
+    wb = wandb_logger(module)  # LightningModule.loggers: the trainer's, or [] when not attached
     if wb is not None:
         wb.log_text(key="samples", columns=["step", "sample"], data=[[step, t] for t in texts])
 

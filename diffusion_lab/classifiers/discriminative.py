@@ -19,6 +19,9 @@ from diffusion_lab.classifiers.scoring import score_autocast
 
 
 class DiscriminativeClassifier(L.LightningModule):
+    #: its one readout (``classifiers.predict``): softmax over the head's logits, one pass per window
+    readouts = ("discriminative",)
+
     def __init__(self, backbone, num_classes: int, optimizer, scheduler=None, dropout: float = 0.1,
                  score_precision: str = "32"):
         super().__init__()

@@ -111,7 +111,7 @@ def score_batch(model, batch: dict, generator=None, readout: str = "bayes", keep
     """One batch of windows -> ``(log joint [D, C], passes [D], token scores or None, per-draw values or None)``."""
     if readout not in READOUTS:
         raise ValueError(f"readout={readout!r}: allowed values are {', '.join(READOUTS)}")
-    if not hasattr(model, "lms"):  # a discriminative classifier
+    if "discriminative" in model.readouts:  # the model's own readout, whatever was asked of a generative one
         return (*discriminative_documents(model, batch), None)
     if readout == "infill":
         return (*infill_documents(model, batch), None, None)

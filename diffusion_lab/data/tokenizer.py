@@ -16,8 +16,10 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from tokenizers import ByteLevelBPETokenizer, Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from diffusion_lab.hub import hub_offline
 from diffusion_lab.weight_files import from_pretrained_args
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,6 @@ class TrainedBPE:
         cached = _saved(save_dir)
         if cached is not None:
             return cached
-        from tokenizers import ByteLevelBPETokenizer
-
         texts = train_texts() if callable(train_texts) else train_texts  # a callable is only read when training
         texts = itertools.islice(texts, self.max_train_texts)
         bpe = ByteLevelBPETokenizer()
@@ -80,13 +80,11 @@ class TrainedBPE:
             texts, vocab_size=self.vocab_size, min_frequency=self.min_frequency,
             special_tokens=list(self.SPECIALS.values()), show_progress=False,
         )
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, **self.SPECIALS)
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(bpe.to_str()), **self.SPECIALS)
         return _save(tokenizer, save_dir)
 
 
 def _offline() -> bool:
-    from diffusion_lab.hub import hub_offline
-
     return hub_offline()
 
 
