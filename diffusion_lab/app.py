@@ -26,27 +26,19 @@ import traceback
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion_lab import resolvers  # noqa: F401  (registers ${dl.*} resolvers)
-from diffusion_lab.config_schema import ConfigError, check_accelerator, validate
+from diffusion_lab.config_schema import check_accelerator, validate
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.logging_utils import finish_wandb, get_logger
 from diffusion_lab.redaction import redact
+from diffusion_lab.resolvers import conf_dir, in_multirun
 from diffusion_lab.rich_utils import print_config_tree
 from diffusion_lab.runs import check_fresh_output_dir, check_resume, read_status, write_results
 
 log = get_logger("diffusion_lab")
-
-
-def conf_dir() -> str:
-    """``diffusion_lab/conf``: a symlink to the top-level ``conf/`` in a checkout, a copy in a wheel."""
-    return str(Path(__file__).parent / "conf")
-
-
-def _is_multirun() -> bool:
-    return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
 
 
 def _log_files() -> list[logging.FileHandler]:
@@ -145,7 +137,7 @@ def run(cfg: DictConfig):
     except Exception as err:
         _traceback_to_log_file(err)
         record_status(out, "failed", err, started)
-        if isinstance(err, ConfigError) or not _is_multirun():
+        if isinstance(err, ConfigError) or not in_multirun():
             raise
         log.error("job failed (the sweep goes on): %s", err)
         return {"status": "failed"}

@@ -13,7 +13,9 @@ never rounded: learning rates tuned at one scale stay valid at another.
 
 from __future__ import annotations
 
-from diffusion_lab.config_schema import ConfigError
+from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
+
+from diffusion_lab.errors import ConfigError
 
 
 def per_device_batch(global_batch: int, devices: int, num_nodes: int = 1,
@@ -64,7 +66,6 @@ def device_count(devices, accelerator: str = "auto") -> int:
         return len(devices)
     if devices in ("auto", -1):
         # Lightning's own answer for "all devices of this accelerator"
-        from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
 
         if accelerator in ("gpu", "cuda") or (accelerator == "auto" and CUDAAccelerator.is_available()):
             return CUDAAccelerator.auto_device_count()

@@ -10,13 +10,17 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from diffusion_lab.batch_size import batch_plan
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.logging_utils import build_loggers
 from diffusion_lab.models.denoiser import subs_token_ids
+from diffusion_lab.models.init_from import init_from_run
+from diffusion_lab.models.unigram import unigram_log_probs
+from diffusion_lab.targets import target_node
 
 
 def build_datamodule(cfg: DictConfig, cache_dir: Path | None):
@@ -54,7 +58,6 @@ def build_lm(cfg: DictConfig, tokenizer, num_conditions: int = 0, samples_dir: P
              backbone=None):
     """The LightningModule that ``model.objective`` names (``targets.objective``: ``DiffusionLM``,
     ``AutoregressiveLM``, or any ``_target_`` taking these keyword arguments)."""
-    from diffusion_lab.targets import target_node
 
     lightning_module = instantiate(target_node(cfg, "model.objective"), _partial_=True)  # a bad name fails first
     task = cfg.task
@@ -108,7 +111,6 @@ def check_launcher_in_sweep(trainer: L.Trainer) -> None:
     start the whole sweep again in each rank. ``ddp_fork`` / ``ddp_spawn``, or a cluster that starts
     the ranks itself (SLURM via hydra/launcher=slurm_gpu), do not.
     """
-    from hydra.core.hydra_config import HydraConfig
 
     launcher = getattr(trainer.strategy, "launcher", None)
     env = getattr(trainer.strategy, "cluster_environment", None)
@@ -130,7 +132,6 @@ def unigram_init(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> 
     replaced), so model ``c`` starts as ``LM + log p(w | c) - log p(w)``, the conditional start's logits."""
     stats = unigram_biases(cfg, dm, backbones, num_classes)
     if cfg.model.get("init_from"):
-        from diffusion_lab.models.init_from import init_from_run
 
         init_from_run(cfg.model.init_from, backbones, dm.tokenizer)
         if stats is not None and len(backbones) > 1:
@@ -153,7 +154,6 @@ def unigram_biases(cfg: DictConfig, dm, backbones: list, num_classes: int = 0):
         return None
     if cfg.model.get("pretrained") and not all(getattr(b, "head_is_new", False) for b in backbones):
         return None
-    from diffusion_lab.models.unigram import unigram_log_probs
 
     train = dm.datasets["train"]
     labels = train["label"] if num_classes else [0] * len(train)

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+from diffusion_lab.errors import ConfigError
+from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
+from diffusion_lab.optim import _takes
+from diffusion_lab.targets import check_names
+
 #: ``classifier.score_precision``: float32 scoring, or the backbone under bfloat16 autocast
 SCORE_PRECISIONS = ("32", "bf16")
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key and the allowed values."""
 
 
 def _positive(section: str, obj, *names: str) -> None:
@@ -198,7 +201,6 @@ def validate(cfg: DictConfig) -> None:
     for section, schema in SCHEMAS.items():
         if section in cfg and cfg[section] is not None:
             _check(section, schema, cfg[section])
-    from diffusion_lab.targets import check_names
 
     check_names(cfg)  # model.objective, classifier.mode/prior/estimator name an entry of the targets table
     if cfg.get("model") and cfg.model.get("pretrained") and "TrainedBPE" in str(cfg.tokenizer.get("_target_", "")):
@@ -258,7 +260,6 @@ def _check_schedule_horizon(cfg: DictConfig) -> None:
         return
     if trainer.get("max_steps", -1) != -1 or trainer.get("max_epochs") != -1:
         return
-    from diffusion_lab.optim import _takes
 
     if not _takes(instantiate(scheduler), "trainer"):
         raise ConfigError(
@@ -276,7 +277,6 @@ def check_accelerator(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer")
     if trainer is None or str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
         return
-    import torch
 
     if not torch.cuda.is_available():
         strategy = trainer.get("strategy")
@@ -292,14 +292,12 @@ def check_accelerator(cfg: DictConfig) -> None:
 def _check_pretrained_reachable(cfg: DictConfig) -> None:
     """A hub id that is not a local folder nor cached: offline, or no network, stops now (seconds), not
     after loading the data or a minute of hub retries."""
-    from pathlib import Path
 
-    from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
 
     name = cfg.get("model", {}).get("pretrained") if cfg.get("model") else None
     if not name or Path(str(name)).expanduser().exists():
         return
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # deferred: only for a hub id
 
     if isinstance(try_to_load_from_cache(str(name), "config.json"), str):
         return  # in the local hub cache

@@ -14,9 +14,11 @@ import logging
 import netrc
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion_lab.net import unreachable
@@ -34,7 +36,6 @@ class RankedLogger(logging.LoggerAdapter):
         self.rank_zero_only = rank_zero_only
 
     def log(self, level: int, msg, *args, **kwargs) -> None:
-        from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
         if not self.isEnabledFor(level):
             return
@@ -63,7 +64,7 @@ _warned: set[str] = set()
 def wandb_base_url() -> str:
     """The server W&B would talk to: resolved by wandb's own settings (env var, settings file, default)."""
     try:
-        from wandb.sdk.wandb_settings import Settings
+        from wandb.sdk.wandb_settings import Settings  # deferred: a heavy import, only when W&B logs
 
         settings = Settings(silent=True)
         config_dir = os.environ.get("WANDB_CONFIG_DIR")
@@ -83,7 +84,6 @@ def wandb_credentials_available() -> bool:
         auth = netrc.netrc()
     except (FileNotFoundError, netrc.NetrcParseError):
         return False
-    from urllib.parse import urlsplit
 
     hosts = {"api.wandb.ai", urlsplit(wandb_base_url()).hostname}
     return any(auth.authenticators(h) is not None for h in hosts if h)
@@ -185,7 +185,7 @@ def log_samples(module, texts: list[str], step: int) -> None:
 def finish_wandb() -> None:
     """Close the W&B run so sweeps never merge runs, also after a failure."""
     try:
-        import wandb
+        import wandb  # deferred: a heavy import, only when W&B logs
 
         if wandb.run is not None:
             wandb.finish()

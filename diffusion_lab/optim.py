@@ -10,7 +10,11 @@ import functools
 import inspect
 import logging
 
+from lightning.pytorch.callbacks import Timer
 from torch.optim.lr_scheduler import LambdaLR
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+from diffusion_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +43,12 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
         buckets.setdefault((decay, lr_scale.get(key, 1.0)), []).append(p)
     unmatched = [k for k, n in matched.items() if n == 0]
     if unmatched:
-        from diffusion_lab.config_schema import ConfigError
 
         sample = ", ".join(n for n, _ in list(module.named_parameters())[:3])
         raise ConfigError(f"optimizer.lr_scale key(s) {unmatched} match no parameter name (names look like {sample}); "
                           "use a substring of the parameters to scale, e.g. condition_embedding")
     base_lr = _default_lr(optimizer_factory) if lr_scale else None
     if lr_scale and base_lr is None:
-        from diffusion_lab.config_schema import ConfigError
 
         raise ConfigError("optimizer.lr_scale needs the optimizer's lr (set optimizer.lr)")
     groups = []
@@ -100,7 +102,6 @@ def warmup_cosine(optimizer, num_training_steps: int, warmup_fraction: float = 0
 
     A fraction rather than a step count keeps tiny test runs and long runs on the same config.
     """
-    from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     warmup = int(round(warmup_fraction * num_training_steps))
     return get_cosine_with_min_lr_schedule_with_warmup(
@@ -128,7 +129,6 @@ def training_clock(trainer):
     """``(elapsed_s, budget_s)`` of Lightning's ``Timer`` (the one ``trainer.max_time`` installs), or None.
 
     Its elapsed time is part of the checkpoint, so a resumed run continues the schedule where it was."""
-    from lightning.pytorch.callbacks import Timer
 
     timers = [c for c in getattr(trainer, "callbacks", []) if isinstance(c, Timer)]
     if not timers or timers[0].time_remaining() is None:

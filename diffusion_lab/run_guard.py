@@ -18,7 +18,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.runs import RUN_MARKERS, check_fresh_output_dir, check_resume, check_writable_dir
 
 

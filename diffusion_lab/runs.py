@@ -1,8 +1,9 @@
-"""Run directories: what a run leaves behind, and rebuilding model + tokenizer from it.
+"""Run directories: what a run leaves behind, read and written (rebuilding a model from one:
+``run_loading``).
 
 A run directory holds ``config_resolved.yaml`` (and Hydra's ``.hydra/``), ``tokenizer/``,
 ``checkpoints/{best,last}.ckpt``, ``metrics.csv``, ``results.json`` and samples. Later tasks
-(generate, evaluate, visualize) take ``run_dir=`` and call ``load_run``; they check first that the
+(generate, evaluate, visualize) take ``run_dir=`` and call ``run_loading.load_run``; they check first that the
 directory is the right kind of run (``require_run_kind``). ``resume=true`` compares the composed
 config with the run's own (``check_resume_config``) and checks the checkpoint is readable before
 anything in the run directory is touched (``check_checkpoint_readable``). ``write_results`` is atomic.
@@ -15,15 +16,15 @@ import os
 import pickle
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.logging_utils import get_logger
+from diffusion_lab.targets import with_targets
 
 log = get_logger(__name__)
 
@@ -33,15 +34,6 @@ RESUME_FREE_KEYS = ("resume", "resume_override", "run_dir", "output_dir", "check
                     "data_dir", "logger", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
                     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
                     "callbacks", "data.num_workers")
-
-
-@dataclass
-class LoadedRun:
-    cfg: DictConfig
-    tokenizer: object
-    module: object
-    run_dir: Path
-    checkpoint: Path
 
 
 def write_results(run_dir: Path, results: dict, name: str = "results.json") -> Path:
@@ -348,8 +340,6 @@ def check_checkpoint_readable(path: Path) -> None:
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The run's saved config; one saved before the ``targets`` table gets the package's (``targets.with_targets``),
     so older runs rebuild, and resume without a difference on those keys."""
-    from diffusion_lab.targets import with_targets
-
     run_dir = Path(run_dir)
     for candidate in (run_dir / "config_resolved.yaml", run_dir / ".hydra" / "config.yaml"):
         if candidate.exists():
@@ -357,30 +347,3 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     raise FileNotFoundError(
         f"run_dir={run_dir} holds no config_resolved.yaml or .hydra/config.yaml: not a diffusion_lab run directory"
     )
-
-
-def load_run(run_dir: str | Path, which: str = "best", build=None) -> LoadedRun:
-    """Rebuild tokenizer and module from a run directory and load its weights.
-
-    ``build(cfg, tokenizer) -> module`` defaults to the language-model builder; the classifier
-    task passes its own.
-    """
-    from transformers import AutoTokenizer
-
-    from diffusion_lab.builders import build_lm
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    tok_dir = run_dir / "tokenizer"
-    if not tok_dir.exists():
-        raise FileNotFoundError(f"{tok_dir} is missing: the run's tokenizer is needed to rebuild the model")
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
-    module = (build or (lambda c, t: build_lm(c, t)))(cfg, tokenizer)
-    ckpt_path = find_checkpoint(run_dir, which)
-    state = load_checkpoint(ckpt_path)
-    module.load_state_dict(state["state_dict"])
-    if hasattr(module, "on_load_checkpoint"):
-        module.on_load_checkpoint(state)
-    module.eval()
-    log.info("loaded %s", ckpt_path)
-    return LoadedRun(cfg=cfg, tokenizer=tokenizer, module=module, run_dir=run_dir, checkpoint=ckpt_path)

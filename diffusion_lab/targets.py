@@ -27,7 +27,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 
 #: config key holding the name -> the table under ``targets`` that lists its options
 TABLES = {"model.objective": "objective", "classifier.mode": "classifier_mode", "classifier.prior": "classifier_prior",

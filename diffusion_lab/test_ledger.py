@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 #: config keys that name where a run lives or how it logs, not what it is: left out of the config hash
 NOT_THE_CONFIGURATION = ("output_dir", "run_dir", "data_dir", "logger", "print_config", "tags", "resume",
                          "resume_override", "hydra", "callbacks", "checkpoint")
@@ -77,7 +79,6 @@ def record_run(cfg, *, task: str, config, dataset: str, texts: list[str], labels
     path = cfg.get("eval", {}).get("test_ledger")
     if not path:
         return None
-    from omegaconf import DictConfig, OmegaConf
 
     if isinstance(config, DictConfig):
         try:

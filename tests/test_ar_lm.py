@@ -54,7 +54,7 @@ def _val_rows(run_dir):
 def test_ar_trains_and_validation_nll_is_the_exact_per_token_nll(ar_trained):
     from diffusion_lab.builders import build_datamodule
     from diffusion_lab.models.ar_lm import AutoregressiveLM
-    from diffusion_lab.runs import load_run
+    from diffusion_lab.run_loading import load_run
 
     results, out = ar_trained
     rows = _val_rows(out)

@@ -13,7 +13,8 @@ from diffusion_lab.classifiers.bayes_term import bayes_cross_entropy, class_esti
 from diffusion_lab.classifiers.conditional_layout import ConditionalLayout
 from diffusion_lab.classifiers.generative import GenerativeClassifier
 from diffusion_lab.classifiers.per_class_layout import PerClassLayout
-from diffusion_lab.config_schema import ConfigError, validate
+from diffusion_lab.config_schema import validate
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.likelihood import stratified_mask_draws
 from diffusion_lab.masking import real_tokens
 from tests.conftest import TINY, TableBackbone, compose

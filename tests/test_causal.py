@@ -148,7 +148,8 @@ def test_a_wrong_or_missing_gguf_is_refused_by_name(tmp_path):
 
 
 def test_autoregressive_needs_a_causal_lm_config():
-    from diffusion_lab.config_schema import ConfigError, validate
+    from diffusion_lab.config_schema import validate
+    from diffusion_lab.errors import ConfigError
 
     validate(compose(["model=llama_tiny", "model.objective=autoregressive"]))
     validate(compose(["model=qwen2_tiny", "model.objective=autoregressive"]))

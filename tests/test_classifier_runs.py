@@ -82,7 +82,8 @@ def test_gpt2_attention_annealing_advances_inside_train_classifier(tmp_path, mon
 
 @pytest.mark.parametrize("value, ok", [("auto", True), ("3", True), ("0", False), ("many", False)])
 def test_num_draws_is_a_positive_integer_or_auto(value, ok):
-    from diffusion_lab.config_schema import ConfigError, validate
+    from diffusion_lab.config_schema import validate
+    from diffusion_lab.errors import ConfigError
     from tests.conftest import compose
 
     cfg = compose([f"classifier.num_draws={value}"])
@@ -98,7 +99,8 @@ def test_num_draws_is_a_positive_integer_or_auto(value, ok):
                                             ("infill_text", "visible", True), ("infill_text", "hidden", False),
                                             ("score_precision", "bf16", True), ("score_precision", "16", False)])
 def test_stop_z_and_infill_text_are_checked_at_start_up(key, value, ok):
-    from diffusion_lab.config_schema import ConfigError, validate
+    from diffusion_lab.config_schema import validate
+    from diffusion_lab.errors import ConfigError
     from tests.conftest import compose
 
     cfg = compose([f"classifier.{key}={value}"])

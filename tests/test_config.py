@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from diffusion_lab.config_schema import ConfigError, validate
+from diffusion_lab.config_schema import validate
+from diffusion_lab.errors import ConfigError
 from tests.conftest import CONF, REPO, compose
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

@@ -125,7 +125,7 @@ def test_minilm_classifier_trains_offline_and_its_new_head_starts_at_the_unigram
 
 def test_too_long_window_with_the_label_token_fails_naming_data_max_length(tmp_path):
     from diffusion_lab.app import run
-    from diffusion_lab.config_schema import ConfigError
+    from diffusion_lab.errors import ConfigError
     from tests.conftest import compose
 
     with pytest.raises(ConfigError, match=r"data\.max_length=512.*data\.max_length<=511"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from tests.conftest import DATA_DIR, TINY, TableBackbone, compose
 
 SECTIONS = ("calibration", "robustness", "shift", "ood", "explanations")

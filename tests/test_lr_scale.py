@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.optim import configure_optimizers, warmup_cosine
 
 

@@ -76,7 +76,7 @@ def test_ema_weights_are_validated_checkpointed_and_kept(tiny_run):
     ema, raw = ckpt["state_dict"][key], ckpt["current_model_state"][key]
     assert not torch.allclose(ema, raw)  # the average is not the last iterate
     assert torch.equal(probes["validated"], ema) and torch.equal(probes["final"], ema)
-    from diffusion_lab.runs import load_run
+    from diffusion_lab.run_loading import load_run
 
     loaded = load_run(out, "last").module  # what generate / evaluate score
     assert torch.equal(_first_weight(loaded), ema)

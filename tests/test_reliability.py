@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lightning.pytorch import Callback
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from tests.conftest import REPO, TINY, TINY_TRAIN_LM, compose
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false",

@@ -9,8 +9,9 @@ import logging
 
 import pytest
 
-from diffusion_lab.config_schema import ConfigError, validate
+from diffusion_lab.config_schema import validate
 from diffusion_lab.data.text_files import TextFilesSource
+from diffusion_lab.errors import ConfigError
 from tests.conftest import compose
 
 

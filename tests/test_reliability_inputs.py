@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from diffusion_lab.config_schema import ConfigError, validate
+from diffusion_lab.config_schema import validate
+from diffusion_lab.errors import ConfigError
 from tests.conftest import CONF, REPO, compose
 
 

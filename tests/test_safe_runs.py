@@ -182,7 +182,7 @@ def test_a_new_run_pointed_at_a_finished_run_is_refused_with_nothing_written(lm_
 
 
 def test_in_process_run_refuses_a_finished_run_directory_and_writes_nothing(lm_run, tmp_path):
-    from diffusion_lab.config_schema import ConfigError
+    from diffusion_lab.errors import ConfigError
 
     run = _copy(lm_run, tmp_path)
     before = _digest(run)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from tests.conftest import DATA_DIR, REPO, TINY, compose
 
 #: per-model metrics that depend on the machine's speed, not on the items and draws

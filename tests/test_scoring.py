@@ -211,6 +211,7 @@ def test_predict_gives_one_row_per_document_for_every_readout():
 
     class Disc(torch.nn.Module):  # window logits = its first token (as a float), both classes
         device = torch.device("cpu")
+        readouts = ("discriminative",)  # what predict reads to score it as a discriminative model
 
         def log_joint(self, ids, att):
             return torch.stack([ids[:, 0].double(), -ids[:, 0].double()], 1), None

@@ -15,7 +15,7 @@ from conftest import CONF, REPO, TINY, compose
 from omegaconf import OmegaConf
 
 from diffusion_lab.batch_size import batch_plan, device_count, per_device_batch
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 
 #: tiny quickstart runs for the CLI (callbacks kept: the checkpoints are part of what is checked)
 CLI_TINY = [o for o in TINY if not o.startswith(("callbacks=", "trainer.max_epochs"))] + [

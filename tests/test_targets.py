@@ -12,7 +12,8 @@ import torch
 from omegaconf import OmegaConf
 
 from diffusion_lab.classifiers.per_class_layout import PerClassLayout
-from diffusion_lab.config_schema import ConfigError, validate
+from diffusion_lab.config_schema import validate
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.models.diffusion_lm import DiffusionLM
 from tests.conftest import TINY, TINY_TRAIN_LM, compose
 

@@ -100,7 +100,7 @@ def test_generate_from_run_keeps_prompt_and_never_emits_mask(tiny_run):
 
 
 def test_generate_on_a_missing_run_is_a_clear_error(tiny_run, tmp_path):
-    from diffusion_lab.config_schema import ConfigError
+    from diffusion_lab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a diffusion_lab run directory"):
         tiny_run(["task=generate", f"run_dir={tmp_path}"])

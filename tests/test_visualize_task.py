@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from transformers import AutoTokenizer
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.viz.viewer import read_embedded_payload
 from tests.conftest import DATA_DIR, TINY, TINY_TRAIN_LM, compose
 

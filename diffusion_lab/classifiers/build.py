@@ -10,17 +10,22 @@ the functions below for the prior (``label_frequency_prior`` / ``uniform_prior``
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from transformers import AutoTokenizer
 
 from diffusion_lab.builders import build_backbone
 from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
 from diffusion_lab.classifiers.generative import GenerativeClassifier
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.logging_utils import get_logger
+from diffusion_lab.models.ar_likelihood import start_token_id
+from diffusion_lab.runs import find_checkpoint, load_checkpoint, load_run_config
 from diffusion_lab.targets import build_target, table
 
 log = get_logger(__name__)
@@ -56,7 +61,6 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
     layout = build_target(cfg, "classifier.mode")
     start = None
     if cfg.model.objective == "autoregressive":
-        from diffusion_lab.models.ar_likelihood import start_token_id
 
         start = start_token_id(tokenizer)
     return GenerativeClassifier(
@@ -91,11 +95,8 @@ def load_classifier_run(run_dir, which: str = "best"):
     ``baselines`` maps ``discriminative`` (its own checkpoint under ``discriminative/``) and
     ``tfidf_lr`` (``tfidf_lr.npz``, plain arrays) to loaded models when the run trained them.
     """
-    from pathlib import Path
 
-    from transformers import AutoTokenizer
 
-    from diffusion_lab.runs import find_checkpoint, load_checkpoint, load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -105,7 +106,6 @@ def load_classifier_run(run_dir, which: str = "best"):
     label_names = None
     results = run_dir / "results.json"
     if results.exists():
-        import json
 
         chosen = json.loads(results.read_text())
         label_names = chosen.get("label_names")

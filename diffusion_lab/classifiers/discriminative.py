@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.classifiers.scoring import score_autocast
+from diffusion_lab.optim import configure_optimizers
 
 
 class DiscriminativeClassifier(L.LightningModule):
@@ -63,6 +64,5 @@ class DiscriminativeClassifier(L.LightningModule):
         return logits.double(), None
 
     def configure_optimizers(self):
-        from diffusion_lab.optim import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from diffusion_lab.classifiers.base_layout import Layout
 from diffusion_lab.classifiers.scoring import ScoreOptions, class_log_likelihoods, doc_labels
 from diffusion_lab.models.throughput import TokenThroughputMixin
+from diffusion_lab.optim import configure_optimizers
 from diffusion_lab.targets import named_target
 
 
@@ -155,7 +156,6 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
 
     # --- optimisation / state ------------------------------------------------------------------------
     def configure_optimizers(self):
-        from diffusion_lab.optim import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
 

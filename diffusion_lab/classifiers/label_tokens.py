@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from diffusion_lab.models.ar_likelihood import prepend_token
+
 
 def add_label_tokens(tokenizer, num_classes: int) -> tuple[list[int], int]:
     """Add the label tokens (idempotent; a reloaded run tokenizer already has them)."""
@@ -23,6 +25,5 @@ def add_label_tokens(tokenizer, num_classes: int) -> tuple[list[int], int]:
 def with_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, first: torch.Tensor):
     """Prepend one token per row (``first`` ``[B]``): returns ``(ids [B, L+1], mask [B, L+1])``
     (``models.ar_likelihood.prepend_token``, which also puts the causal models' start token in front)."""
-    from diffusion_lab.models.ar_likelihood import prepend_token
 
     return prepend_token(input_ids, attention_mask, first)

@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from diffusion_lab.builders import build_datamodule, unigram_init
 from diffusion_lab.classifiers.build import build_generative, load_classifier_run, log_prior
 from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
-from diffusion_lab.config_schema import ClassifierSchema, ConfigError
+from diffusion_lab.config_schema import ClassifierSchema
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.runs import find_checkpoint, require_run_kind
 
 #: ``score.<key>`` options that replace the run's ``classifier.<key>`` where given

@@ -29,9 +29,11 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+from diffusion_lab.classifiers.label_tokens import with_prefix
 from diffusion_lab.classifiers.sequential import decide, stage_plan
 from diffusion_lab.likelihood import draw_log_likelihoods, rows_per_pass, sparse_logits, stratified_mask_draws
 from diffusion_lab.masking import real_tokens, token_nll
+from diffusion_lab.models.ar_likelihood import ar_token_logprobs, prepend_start_token
 from diffusion_lab.models.conditions import no_label_condition
 from diffusion_lab.targets import named_target
 
@@ -202,7 +204,6 @@ def staged_elbo_scores(scorer: ClassScorer, input_ids, attention_mask, score_mas
 
 def exact_ar_scores(scorer: ClassScorer, input_ids, attention_mask, classes, score_mask=None):
     """Exact ``log p(x | y=c)`` of the scored tokens from autoregressive LMs (label token as context)."""
-    from diffusion_lab.models.ar_likelihood import ar_token_logprobs, prepend_start_token
 
     ids, att, _ = scorer.inputs(input_ids, attention_mask)
     scored = real_tokens(attention_mask, 0, score_mask).double()
@@ -290,7 +291,6 @@ def infill_label_probs(clf, input_ids, attention_mask, score_mask=None, doc_ids=
     Documents of several windows pool their windows log-linearly, weighted by scored tokens:
     ``log p(y | x) = softmax_y( sum_w n_w log p_w(y | x_w) / sum_w n_w )`` (a geometric mean of the
     windows' posteriors: each token's evidence counts once, whatever its window)."""
-    from diffusion_lab.classifiers.label_tokens import with_prefix
 
     lm = clf.lms[0]
     first = torch.full((input_ids.shape[0],), clf.mask_token_id, device=input_ids.device)

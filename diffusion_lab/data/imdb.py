@@ -14,6 +14,7 @@ from pathlib import Path
 
 from diffusion_lab.data.cleaning import Rows, assemble_splits, clean_rows
 from diffusion_lab.data.splits import NO_LABEL, TextSplits
+from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
 
 DATA_DIR_HINT = "set data_dir=/path/to/data on the command line or the environment variable DIFFUSION_LAB_DATA_DIR"
 
@@ -77,7 +78,6 @@ class ImdbSource:
         looked = f"{self.root}/train.jsonl.gz and {self.root}/test.jsonl.gz"
         if self.hub_id is None:
             raise FileNotFoundError(f"IMDB files not found: looked for {looked}; {DATA_DIR_HINT}")
-        from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
 
         if hub_offline("HF_DATASETS_OFFLINE"):
             raise FileNotFoundError(

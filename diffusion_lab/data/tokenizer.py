@@ -19,6 +19,7 @@ from pathlib import Path
 from tokenizers import ByteLevelBPETokenizer, Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from diffusion_lab.data.windows import POLICIES
 from diffusion_lab.hub import hub_offline
 from diffusion_lab.weight_files import from_pretrained_args
 
@@ -30,7 +31,6 @@ TextsArg = Iterable[str] | Callable[[], Iterable[str]]
 def encode_texts(tokenizer, texts: Iterable[str], max_length: int, long_text: str = "truncate") -> list[list[int]]:
     """Plain text token ids: no special tokens (the models add what they need), truncated to
     ``max_length`` unless ``long_text=windows`` (whole documents, cut by ``data.windows.window_rows``)."""
-    from diffusion_lab.data.windows import POLICIES
 
     if long_text not in POLICIES:
         raise ValueError(f"data.long_text={long_text!r}: allowed values are {', '.join(POLICIES)}")

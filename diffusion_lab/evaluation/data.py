@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion_lab.data.cleaning import stratified_indices
+from diffusion_lab.resolvers import conf_dir
 
 
 @dataclass
@@ -52,11 +57,7 @@ def dataset_config(name_or_cfg, cfg: DictConfig) -> DictConfig:
     ``hydra.searchpath=[...]`` when running under Hydra. A mapping with ``_target_`` is used as given."""
     if not isinstance(name_or_cfg, str):
         return name_or_cfg
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
 
-    from diffusion_lab.app import conf_dir
 
     overrides = [f"dataset={name_or_cfg}", f"data_dir={cfg.data_dir}"]
     searchpath = list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
@@ -71,8 +72,6 @@ def dataset_config(name_or_cfg, cfg: DictConfig) -> DictConfig:
 
 
 def _compose_dataset(compose, name: str, overrides: list[str]):
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import MissingConfigException
 
     try:
         return compose(config_name="config", overrides=overrides)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from diffusion_lab.classifiers.scoring import documents, scored_token_mean
 from diffusion_lab.evaluation.deletion import deletion_curve
 from diffusion_lab.evaluation.html import escape, token_heatmap_html
 from diffusion_lab.evaluation.models import EVAL_MODELS
@@ -48,7 +49,6 @@ def gradient_x_input(model, input_ids, attention_mask, doc_ids=None, score_mask=
     Rows are windows of documents ``doc_ids`` (default: each row its own document). A document of
     several windows has the logits ``classifiers.predict`` gives it (the scored-token-weighted mean of
     its windows'), and its attributions are its windows' scored tokens in order."""
-    from diffusion_lab.classifiers.scoring import documents, scored_token_mean
 
     was_training = model.training
     model.eval()

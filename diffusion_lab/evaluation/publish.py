@@ -18,6 +18,7 @@ from diffusion_lab.evaluation.html import CSS, self_contained_report, token_heat
 from diffusion_lab.evaluation.models import EVAL_MODELS
 from diffusion_lab.evaluation.suite_page import render_report
 from diffusion_lab.rich_utils import metrics_table
+from diffusion_lab.viz.wandb_media import start_wandb_run, wandb_enabled
 
 
 def write_pages(ev: dict, figures: dict, out: Path) -> None:
@@ -45,11 +46,10 @@ def print_summary(ev: dict) -> None:
 
 def log_wandb(cfg: DictConfig, out: Path, ev: dict, figures: dict) -> None:
     """Figures, the heatmap table, the report and headline numbers to W&B (when ``logger=wandb``)."""
-    from diffusion_lab.viz.wandb_media import start_wandb_run, wandb_enabled
 
     if not wandb_enabled(cfg):
         return
-    import wandb
+    import wandb  # deferred: a heavy import, only when W&B logs
 
     started_here = wandb.run is None
     run = wandb.run or start_wandb_run(cfg, out)

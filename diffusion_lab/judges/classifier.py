@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from diffusion_lab.classifiers.build import load_classifier_run
+from diffusion_lab.evaluation.models import RunModels
 from diffusion_lab.judges.base import Verdict, check_lengths
 
 
@@ -42,8 +44,6 @@ class ClassifierJudge:
         if self._models is None:
             if not self.run_dir:
                 raise ValueError("judge.run_dir is not set: give the directory of a task=train_classifier run")
-            from diffusion_lab.classifiers.build import load_classifier_run
-            from diffusion_lab.evaluation.models import RunModels
 
             cfg, tok, clf, baselines = load_classifier_run(self.run_dir, self.checkpoint)
             results = Path(self.run_dir) / "results.json"

@@ -32,6 +32,7 @@ import lightning as L
 import torch
 from torchmetrics.aggregation import SumMetric
 
+from diffusion_lab.logging_utils import log_samples
 from diffusion_lab.masking import real_tokens
 from diffusion_lab.models.ar_likelihood import ar_token_scores
 from diffusion_lab.models.ar_likelihood import start_token_id as tokenizer_start_token
@@ -39,6 +40,7 @@ from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
+from diffusion_lab.optim import configure_optimizers
 from diffusion_lab.samplers.autoregressive import as_autoregressive
 
 
@@ -171,7 +173,6 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
                        "val/ppl": ppl, "val/ppl_bound": ppl}, sync_dist=True)
         if self.sampler is not None and self.tokenizer is not None and not self.trainer.sanity_checking:
             self.last_samples = self.generate([""] * self.hparams.num_samples, self.hparams.sample_length)
-            from diffusion_lab.logging_utils import log_samples
 
             log_samples(self, self.last_samples, step=self.global_step)
 
@@ -184,6 +185,5 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
 
     def configure_optimizers(self):
-        from diffusion_lab.optim import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

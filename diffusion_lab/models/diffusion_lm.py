@@ -16,11 +16,13 @@ import torch.nn.functional as F
 from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
+from diffusion_lab.logging_utils import log_samples
 from diffusion_lab.masking import MaskingSchedule, rate_buckets
 from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
 from diffusion_lab.models.throughput import TokenThroughputMixin
+from diffusion_lab.optim import configure_optimizers
 from diffusion_lab.samplers.autoregressive import AutoregressiveSampler
 
 
@@ -171,13 +173,11 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
 
     def _record_samples(self):
-        from diffusion_lab.logging_utils import log_samples
 
         log_samples(self, self.last_samples, step=self.global_step)
 
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):
-        from diffusion_lab.optim import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
 

@@ -24,6 +24,7 @@ import logging
 
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
+from transformers.utils import logging as hf_logging
 
 from diffusion_lab.models.conditions import no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
@@ -35,7 +36,6 @@ _REPORTED: set[tuple[str, tuple[str, ...]]] = set()  # (checkpoint, new weights)
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()

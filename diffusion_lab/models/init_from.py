@@ -20,15 +20,16 @@ import logging
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
+
+from diffusion_lab.runs import find_checkpoint, load_checkpoint, load_run_config
 
 log = logging.getLogger(__name__)
 
 
 def lm_backbone_state(run_dir: str | Path, which: str = "best") -> tuple[dict, dict]:
     """``(backbone state_dict, LM tokenizer vocab)`` of a ``task=train_lm`` run."""
-    from transformers import AutoTokenizer
 
-    from diffusion_lab.runs import find_checkpoint, load_checkpoint, load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)

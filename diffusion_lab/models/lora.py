@@ -18,7 +18,7 @@ from torch import nn
 def add_lora(model: nn.Module, lora: dict) -> nn.Module:
     """``model`` with LoRA adapters injected and only the adapters trainable."""
     # imported here: peft takes seconds to import, and only LoRA runs need it
-    from peft import LoraConfig, inject_adapter_in_model
+    from peft import LoraConfig, inject_adapter_in_model  # deferred: only for model.lora.r > 0
 
     fields = OmegaConf.to_container(lora, resolve=True) if isinstance(lora, DictConfig) else dict(lora)
     try:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from diffusion_lab.logging_utils import get_logger
@@ -47,7 +48,6 @@ def find_job_dirs(root: Path) -> list[Path]:
 
 def parse_overrides(lines: list[str]) -> dict[str, object]:
     """``["masking=loglinear", "masking.max_rate=0.5", "+experiment=x"]`` -> typed ``{key: value}``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     out = {}
     for ov in OverridesParser.create().parse_overrides(lines):

@@ -33,7 +33,7 @@ def _slug(text: str) -> str:
 def plot_metric_vs_key(rows: list[dict], key: str, others: list[str], metric: str | list[str],
                        path: Path) -> Path | None:
     """``metric`` against ``key``; a list of metrics: one line for each (and each setting of ``others``)."""
-    import matplotlib
+    import matplotlib  # deferred: a heavy import, only when plotting
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

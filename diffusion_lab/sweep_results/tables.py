@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.table import Table
+
 from diffusion_lab.metrics.classification import mean_ci95
 from diffusion_lab.sweep_results.collect import Job, swept_value
 
@@ -95,7 +97,6 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def rich_table(rows: list[dict], title: str):
-    from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     cols = columns_of(rows)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from diffusion_lab.judges.base import JudgeError
 from diffusion_lab.synthesis.text_overlap import ContaminationGuard, NearDuplicates, words
 
 FIXED = ("length", "exact_duplicate", "contamination", "judge_failure", "judge_agreement", "fluency",
@@ -71,7 +72,6 @@ class SyntheticFilter:
 
 def check_judge_failures(verdicts, judge_cfg: dict, round_index: int, max_fraction: float = 0.5) -> None:
     """Stop the run (``JudgeError``) when more than ``max_fraction`` of a round's verdicts are judge failures."""
-    from diffusion_lab.judges.base import JudgeError
 
     failed = [v for v in verdicts if v.failed]
     if verdicts and len(failed) > max_fraction * len(verdicts):

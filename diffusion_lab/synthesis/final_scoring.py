@@ -15,8 +15,10 @@ import time
 
 import torch
 
+from diffusion_lab.classifiers.build import load_classifier_run
 from diffusion_lab.classifiers.predict import Predictions
 from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics
+from diffusion_lab.evaluation.models import RunModels
 
 
 def _predictions(models, name, texts, labels) -> Predictions:
@@ -32,8 +34,6 @@ def score_configurations(run_dirs: dict, validation, test, num_draws: int | None
                          batch_size: int = 32, model: str = "generative") -> dict:
     """``run_dirs``: name -> run directory (``real_only`` first); ``model``: the generative readout
     (``EVAL_MODELS`` name) every configuration is scored with. Returns metrics and McNemar p-values."""
-    from diffusion_lab.classifiers.build import load_classifier_run
-    from diffusion_lab.evaluation.models import RunModels
 
     val_texts, val_labels = [t for t, _ in validation], [y for _, y in validation]
     test_texts, test_labels = test

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from diffusion_lab.tasks import train_classifier
+
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -48,7 +50,6 @@ def inner_config(cfg: DictConfig, out_dir: Path, train_path: Path, real, max_ste
 
 def train_inner(cfg: DictConfig, out_dir: Path, train_path: Path, real, max_steps: int | None = None) -> dict:
     """Train one classifier; returns its validation-only results (``optimizer_steps``, ``validation``)."""
-    from diffusion_lab.tasks import train_classifier
 
     sub = inner_config(cfg, out_dir, train_path, real, max_steps)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from diffusion_lab.synthesis.filters import decision
 from diffusion_lab.synthesis.real_data import write_jsonl
+from diffusion_lab.viz.wandb_media import start_wandb_run
 
 
 def synthetic_rows(records, generator: dict, judge: dict) -> list[dict]:
@@ -55,12 +56,11 @@ def write_all(out: Path, chosen_records, generator, judge, example_rows, table) 
 
 def log_wandb(cfg, out: Path, table: list[dict], example_rows: list[dict], summary: dict) -> None:
     """The round table and the examples as W&B tables, when a W&B logger is configured."""
-    from diffusion_lab.viz.wandb_media import start_wandb_run
 
     run = start_wandb_run(cfg, out)
     if run is None:
         return
-    import wandb
+    import wandb  # deferred: a heavy import, only when W&B logs
 
     try:
         for key, rows in (("synthesis_rounds", table), ("synthesis_examples", example_rows)):

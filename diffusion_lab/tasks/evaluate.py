@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.classifiers.build import load_classifier_run
+from diffusion_lab.data.cleaning import stratified_indices
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.evaluation import data as eval_data
 from diffusion_lab.evaluation import suite
 from diffusion_lab.evaluation.explain import explanation_entry
@@ -30,6 +32,7 @@ from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.metrics.calibration import apply_temperature, reliability_diagram
 from diffusion_lab.runs import find_checkpoint, load_run_config, write_results
 from diffusion_lab.test_ledger import record_run
+from diffusion_lab.viz.trajectory import decode_pieces
 
 log = get_logger(__name__)
 SECTIONS = ("calibration", "robustness", "shift", "ood", "explanations")
@@ -81,8 +84,6 @@ def _optional(skipped: dict, key: str, name, load):
 
 def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
     """The whole suite on ``run_dir`` with the settings ``cfg.eval``; files go to ``out``."""
-    from diffusion_lab.classifiers.build import load_classifier_run
-    from diffusion_lab.viz.trajectory import decode_pieces
 
     e, started, walls, skipped = cfg.eval, time.time(), {}, {}
     _check_settings(e)
@@ -125,7 +126,6 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
         out / "calibration_after_ts.png", title=f"After temperature scaling (test, n={len(y)})")
     timed("calibration")
 
-    from diffusion_lab.data.cleaning import stratified_indices
 
     n_rob = min(int(e.robustness_examples or len(test.texts)), len(test.texts))
     idx = stratified_indices(test.labels, n_rob, seed) if n_rob < len(test.texts) else range(len(test.texts))

@@ -21,26 +21,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich import print as rprint
 
-from diffusion_lab.runs import load_run, load_run_config
+from diffusion_lab.run_loading import load_run
+from diffusion_lab.runs import load_run_config, require_run_kind
+from diffusion_lab.synthesis.class_conditional import ClassConditionalGenerator
 
 log = logging.getLogger(__name__)
 KINDS = ("train_lm", "train_classifier")
 
 
 def run_kind(run_dir) -> str:
-    """The run's task name, refused unless generate can read it (``runs.require_run_kind`` when the
-    checkout has it, else the same check here)."""
-    try:
-        from diffusion_lab.runs import require_run_kind
-    except ImportError:
-        require_run_kind = None
-    if require_run_kind is not None:
-        require_run_kind(run_dir, KINDS, "task=generate")
-    kind = load_run_config(run_dir).task.get("name")
-    if kind not in KINDS:
-        raise ValueError(f"run_dir={run_dir} is a {kind!r} run; task=generate reads a language-model run "
-                         "(task=train_lm) or a classifier run (task=train_classifier, with task.label=<name>)")
-    return kind
+    """The run's task name, refused unless generate can read it (``runs.require_run_kind``)."""
+    require_run_kind(run_dir, KINDS, "task=generate")
+    return load_run_config(run_dir).task.get("name")
 
 
 def generate_from_run(run_dir, cfg: DictConfig, sampler=None) -> dict:
@@ -63,8 +55,6 @@ def generate_from_run(run_dir, cfg: DictConfig, sampler=None) -> dict:
 
 
 def _from_classifier(run_dir, cfg: DictConfig, sampler=None) -> dict:
-    from diffusion_lab.synthesis.class_conditional import ClassConditionalGenerator
-
     gen = ClassConditionalGenerator(run_dir, cfg.get("checkpoint", "best"))
     if cfg.task.get("label") is None:
         raise ValueError(f"{run_dir} is a classifier run: say which class to generate with task.label=<name>; "

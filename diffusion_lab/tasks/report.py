@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
+from rich.console import Console
 
 from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.sweep_results.collect import collect, swept_keys
@@ -47,7 +48,6 @@ def main_metric(cfg: DictConfig, jobs) -> str | None:
 
 
 def run(cfg: DictConfig) -> dict:
-    from rich.console import Console
 
     dirs = run_dirs(cfg)
     out_dir = Path(cfg.task.out_dir) if cfg.task.get("out_dir") else dirs[0]

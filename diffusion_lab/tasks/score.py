@@ -39,7 +39,7 @@ from diffusion_lab.classifiers.saved_run import (
     saved_results,
     scoring_config,
 )
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.evaluation.data import dataset_config
 from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.resolvers import in_multirun

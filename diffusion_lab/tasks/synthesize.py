@@ -32,6 +32,7 @@ from diffusion_lab.judges.base import JudgeError
 from diffusion_lab.net import unreachable
 from diffusion_lab.runs import write_results
 from diffusion_lab.synthesis import filters, records
+from diffusion_lab.synthesis.class_conditional import ClassConditionalGenerator
 from diffusion_lab.synthesis.final_scoring import score_configurations
 from diffusion_lab.synthesis.inner_runs import train_inner
 from diffusion_lab.synthesis.real_data import RealData, write_jsonl
@@ -76,7 +77,6 @@ def _val(result: dict, model: str) -> tuple[float, float]:
 
 
 def _generate(generators: dict, run_dir, cfg, label_names, round_index: int):
-    from diffusion_lab.synthesis.class_conditional import ClassConditionalGenerator
 
     key = str(run_dir)
     if key not in generators:

@@ -12,17 +12,21 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
 from diffusion_lab.classifiers.build import TFIDF_FILE, build_discriminative, build_generative, log_prior
 from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
-from diffusion_lab.classifiers.predict import predict
+from diffusion_lab.classifiers.predict import Predictions, predict
 from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics, render
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
+from diffusion_lab.evaluation.models import generative_readout
 from diffusion_lab.logging_utils import wandb_logger
+from diffusion_lab.metrics.classification import classification_metrics
 from diffusion_lab.resolvers import in_multirun
 from diffusion_lab.runs import check_checkpoint_readable, load_checkpoint, write_results
+from diffusion_lab.tasks.evaluate import evaluate_run
 from diffusion_lab.tasks.train_lm import resume_target
 from diffusion_lab.test_ledger import record_run
 
@@ -150,7 +154,6 @@ def run(cfg: DictConfig) -> dict:
     write_results(out, results)
     render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
     if cfg.eval.get("after_training"):  # the evaluation suite (task=evaluate) on this finished run
-        from diffusion_lab.tasks.evaluate import evaluate_run
 
         evaluate_run(out, cfg, out)
     return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
@@ -191,9 +194,7 @@ def _texts(dm, split: str, window: bool = False) -> list[str]:
 
 
 def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
-    import torch
 
-    from diffusion_lab.classifiers.predict import Predictions
 
     texts = _texts(dm, split, window=not full_text)
     labels = [int(x) for x in dm.datasets[split]["label"]]
@@ -214,8 +215,6 @@ def _validation_only(cfg, clf, dm, out: Path, steps: int, note: str = "task.scor
     """``task.score_test=false``: the generative classifier's readouts in ``task.validation_models``
     (``evaluation.models.EVAL_MODELS`` names) scored on validation only (no baselines), for loops that
     choose on validation (``task=synthesize``) and must not touch the test split."""
-    from diffusion_lab.evaluation.models import generative_readout
-    from diffusion_lab.metrics.classification import classification_metrics
 
     metrics, n_val = {}, 0
     for name in cfg.task.get("validation_models") or ["generative"]:

@@ -23,8 +23,9 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from rich.console import Console
+from transformers import AutoTokenizer
 
-from diffusion_lab.config_schema import ConfigError
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.runs import find_checkpoint, load_run_config, require_run_kind
 from diffusion_lab.tasks.generate import KINDS, generate_from_run
@@ -82,7 +83,6 @@ def check_steps(cfg: DictConfig, length: int) -> None:
 
 def load_tokenizer(run_dir: Path):
     """The run's saved tokenizer (cheap; the model itself is loaded by ``generate_from_run``)."""
-    from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(run_dir / "tokenizer"))
 

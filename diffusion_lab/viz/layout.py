@@ -32,7 +32,7 @@ NEWLINE_MARK = "↵"  # a newline piece is drawn as this mark, then the line bre
 
 def _dejavu_path() -> Path | None:
     try:
-        import matplotlib
+        import matplotlib  # deferred: a heavy import, only when drawing
     except ImportError:
         return None
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image, ImageDraw
 from rich.table import Table
 from rich.text import Text
@@ -36,7 +37,6 @@ def schedule_rates(schedule: Any, count: int = CONTINUOUS_ROWS) -> list[float]:
     spaced times ``t`` across its time range ``[t(min_rate), t(max_rate)]``, where training draws
     ``t`` uniformly: so cosine's rows crowd towards low rates just as its training batches do.
     """
-    import torch  # only here: the rest of the explainer is model-free
 
     levels = getattr(schedule, "levels", None)
     if levels:

@@ -48,7 +48,7 @@ def start_wandb_run(cfg: DictConfig, out_dir: str | Path) -> Any | None:
 
 def media_for(path: Path, caption: str | None = None) -> Any:
     """The W&B media object for a rendered file: GIF -> Video, PNG -> Image, HTML -> Html."""
-    import wandb
+    import wandb  # deferred: a heavy import, only when W&B logs
 
     suffix = path.suffix.lower()
     if suffix == ".gif":
@@ -68,7 +68,7 @@ def log_files(run: Any, files: Mapping[str, Path], summary: Mapping[str, Any] | 
     The viewer page goes in as an artifact too: the Html panel shows it, the artifact keeps the
     exact self-contained file for download.
     """
-    import wandb
+    import wandb  # deferred: a heavy import, only when W&B logs
 
     run.log({key: media_for(path) for key, path in files.items()})
     for key, value in (summary or {}).items():
