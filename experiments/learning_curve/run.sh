@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Learning curves (issue 37), row by row: one +experiment=learning_curve job per (dataset, n per class, seed),
+# each its own run (not -m, so that an interrupted study continues: a row whose rows/<dataset>_n<n>_s<seed>.json
+# is committed is skipped). Every row trains the generative classifier, the discriminative twin and TF-IDF + LR
+# on the same n examples per class and scores the same test items of its seed.
+#   bash experiments/learning_curve/run.sh                                   # RT polarity, n 8 32 128 512, seed 0
+#   DATASET=trec NS="8 32 128" SEEDS="0 1 2" bash experiments/learning_curve/run.sh
+#   python experiments/learning_curve/summarize.py                          # README table + curve PNG
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
+DATASET=${DATASET:-rt_polarity}
+NS=${NS:-8 32 128 512}
+SEEDS=${SEEDS:-0}
+EXTRA=${EXTRA:-}              # more overrides for every row, e.g. "classifier.bayes_weight=0.3" (then set TAG)
+TAG=${TAG:-}
+ROWS_DIR=${ROWS_DIR:-experiments/learning_curve/rows}
+RUNS=${RUNS:-experiments/learning_curve/runs}
+
+for seed in $SEEDS; do
+  for n in $NS; do
+    name="${DATASET}${TAG:+_$TAG}_n${n}_s${seed}"
+    record="$ROWS_DIR/$name.json"
+    if [ -f "$record" ]; then echo "skip $name: $record exists"; continue; fi
+    out="$RUNS/$name-$(date +%Y%m%d-%H%M%S)"   # a fresh directory: the run guard refuses a used one
+    # shellcheck disable=SC2206
+    args=(+experiment=learning_curve "dataset=$DATASET" "dataset.max_train_per_class=$n" "seed=$seed" logger=csv
+          $EXTRA "hydra.run.dir=$out")
+    before=$(uptime); started=$(date +%s)
+    python -m diffusion_lab "${args[@]}"
+    mkdir -p "$ROWS_DIR"
+    python - "$out/results.json" "$record" "$before" "$(uptime)" "$(( $(date +%s) - started ))" "${args[*]}" <<'PY'
+import json, sys
+src, dst, before, after, wall, command = sys.argv[1:]
+row = json.loads(open(src).read())
+row.pop("test_access", None)  # the ledger's path is this machine's; test_configurations stays
+row["study"] = {"command": "python -m diffusion_lab " + command, "wall_s": int(wall), "uptime_before": before.strip(),
+                "uptime_after": after.strip()}
+open(dst, "w").write(json.dumps(row, indent=2))
+print(f"{dst}: " + ", ".join(f"{m} {v['accuracy']:.4f}" for m, v in row["models"].items()))
+PY
+  done
+done
