@@ -13,6 +13,7 @@ end of ``task=train_classifier`` with ``eval.after_training=true``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -82,9 +83,25 @@ def _optional(skipped: dict, key: str, name, load):
         return None
 
 
+@dataclass
+class _Suite:
+    """What every section reads: the settings, the models, the scored items, the temperatures, and where the
+    sections and figures go."""
+
+    e: DictConfig
+    seed: int
+    out: Path
+    models: RunModels
+    test: object
+    test_scores: dict
+    temps: dict = field(default_factory=dict)
+    ev: dict = field(default_factory=lambda: {k: {} for k in SECTIONS})
+    figures: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+
+
 def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
     """The whole suite on ``run_dir`` with the settings ``cfg.eval``; files go to ``out``."""
-
     e, started, walls, skipped = cfg.eval, time.time(), {}, {}
     _check_settings(e)
     seed = int(e.seed)
@@ -103,30 +120,68 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
         e.ood_dataset, cfg, e.max_examples, seed))
     models = RunModels.for_run(run_cfg, clf, baselines, tokenizer, batch_size=int(e.batch_size), num_draws=e.num_draws,
                                seed=seed, infill=bool(e.infill), only=list(e.models) if e.models else None)
-    ev: dict = {k: {} for k in SECTIONS}
-    figures: dict[str, Path] = {}
+    log.info("evaluate: scoring %d validation and %d test items with %s", len(val.texts), len(test.texts), models.names)
+    val_scores = models.score_all(val.texts)
+    ctx = _Suite(e, seed, out, models, test, models.score_all(test.texts), skipped=skipped)
+    clock = [started]
 
     def timed(name):
-        walls[name] = time.time() - walls.get("_t", started)
-        walls["_t"] = time.time()
+        walls[name], clock[0] = time.time() - clock[0], time.time()
 
-    log.info("evaluate: scoring %d validation and %d test items with %s", len(val.texts), len(test.texts), models.names)
-    val_scores, test_scores = models.score_all(val.texts), models.score_all(test.texts)
-    ev["calibration"], temps = suite.calibration_section(val_scores, test_scores, val.labels, test.labels, seed)
+    access = _calibration(ctx, val_scores, val.labels, cfg, run_cfg)
+    timed("calibration")
+    n_rob = _robustness(ctx, splits, baselines)
+    timed("robustness")
+    if shift_items is not None:
+        name, items = shift_items
+        ctx.ev["shift"] = suite.shift_section(models.score_all(items.texts), items.labels, ctx.temps,
+                                              ctx.ev["calibration"], name, seed)
+    timed("shift")
+    if ood is not None:
+        _ood(ctx, *ood, str(run_cfg.dataset.name))
+    timed("ood")
+    n_deletion = _explanations(ctx, tokenizer, label_names)
+    timed("explanations")
+    ev = ctx.ev
+    ev["meta"] = {"run_dir": str(run_dir), "dataset": run_cfg.dataset.name, "seed": seed, "run_seed": int(run_cfg.seed),
+                  "models": models.names, "label_names": label_names, "num_draws": models.num_draws,
+                  "classifier_mode": clf.mode, "max_length": int(run_cfg.data.max_length), "long_text": models.long_text,
+                  "tfidf_sees": "token window" if models.tfidf_window else "full text", "n_val": len(val.texts),
+                  "n_test": len(test.texts), "n_robustness": n_rob, "n_deletion": n_deletion,
+                  "forward_passes": models.forward_passes, "test_access": access, "section_wall_s": walls,
+                  "wall_s": time.time() - started, "settings": OmegaConf.to_container(e, resolve=True)}
+    ev["skipped"] = skipped
+    write_results(out, ev, "evaluation.json")
+    write_pages(ev, ctx.figures, out)
+    print_summary(ev)
+    log_wandb(cfg, out, ev, ctx.figures)
+    return {"status": "finished", "evaluation": str(out / "evaluation.json"), "report": str(out / "report.html"),
+            **{f"{n}/accuracy": c["before"]["accuracy"] for n, c in ev["calibration"].items()}}
+
+
+def _calibration(ctx: _Suite, val_scores: dict, val_labels, cfg, run_cfg) -> dict | None:
+    """Temperatures fitted on validation, calibration before and after, the reliability diagrams; this
+    scoring of test items goes into the test ledger (returned: its counts)."""
+    test, test_scores, out = ctx.test, ctx.test_scores, ctx.out
+    ctx.ev["calibration"], ctx.temps = suite.calibration_section(val_scores, test_scores, val_labels, test.labels,
+                                                                 ctx.seed)
     y = torch.tensor(test.labels)
     suite_cfg = run_cfg.copy()  # the run evaluated with these settings: one configuration of the ledger
     suite_cfg.eval = cfg.eval
     access = record_run(cfg, task="evaluate", config=suite_cfg, dataset=str(run_cfg.dataset.name),
                         texts=list(test.texts), labels=list(test.labels), run=out,
                         metrics={n: float((s.probs.argmax(-1) == y).double().mean()) for n, s in test_scores.items()})
-    figures["calibration"] = reliability_diagram({n: (s.probs, y) for n, s in test_scores.items()},
-                                                 out / "calibration.png", title=f"Reliability (test, n={len(y)})")
-    figures["calibration_after_ts"] = reliability_diagram(
-        {n: (apply_temperature(s.log_joint, temps[n]), y) for n, s in test_scores.items()},
+    ctx.figures["calibration"] = reliability_diagram({n: (s.probs, y) for n, s in test_scores.items()},
+                                                     out / "calibration.png", title=f"Reliability (test, n={len(y)})")
+    ctx.figures["calibration_after_ts"] = reliability_diagram(
+        {n: (apply_temperature(s.log_joint, ctx.temps[n]), y) for n, s in test_scores.items()},
         out / "calibration_after_ts.png", title=f"After temperature scaling (test, n={len(y)})")
-    timed("calibration")
+    return access
 
 
+def _robustness(ctx: _Suite, splits, baselines: dict) -> int:
+    """Accuracy and ECE under each perturbation and strength on a stratified subset; returns its size."""
+    e, test, seed = ctx.e, ctx.test, ctx.seed
     n_rob = min(int(e.robustness_examples or len(test.texts)), len(test.texts))
     idx = stratified_indices(test.labels, n_rob, seed) if n_rob < len(test.texts) else range(len(test.texts))
     kw = {"char_typos": {}, "word_deletion": {},
@@ -135,60 +190,43 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, out: Path) -> dict:
         kw["mask_top_words"] = {"weights": baselines["tfidf_lr"].word_weights(),
                                 "placeholder": str(e.get("mask_placeholder", "delete"))}
     elif "mask_top_words" in (e.perturbations or []):
-        skipped["robustness/mask_top_words"] = "the run has no tfidf_lr baseline, whose weights choose the words"
+        ctx.skipped["robustness/mask_top_words"] = "the run has no tfidf_lr baseline, whose weights choose the words"
     perts = {p: kw[p] for p in (e.perturbations or []) if p in kw}
     if perts:
-        ev["robustness"] = suite.robustness_section(
-            models, [test.texts[i] for i in idx], [test.labels[i] for i in idx],
-            {n: s.subset(idx) for n, s in test_scores.items()}, temps, perts, e.strengths, seed, log)
-        figures["robustness"] = robustness_figure(ev["robustness"], out / "robustness.png",
-                                                  f"Robustness (test, seed {seed})")
-    timed("robustness")
+        ctx.ev["robustness"] = suite.robustness_section(
+            ctx.models, [test.texts[i] for i in idx], [test.labels[i] for i in idx],
+            {n: s.subset(idx) for n, s in ctx.test_scores.items()}, ctx.temps, perts, e.strengths, seed, log)
+        ctx.figures["robustness"] = robustness_figure(ctx.ev["robustness"], ctx.out / "robustness.png",
+                                                      f"Robustness (test, seed {seed})")
+    return n_rob
 
-    if shift_items is not None:
-        name, items = shift_items
-        ev["shift"] = suite.shift_section(models.score_all(items.texts), items.labels, temps, ev["calibration"],
-                                          name, seed)
-    timed("shift")
 
-    if ood is not None:
-        name, out_texts = ood
-        scores_out = models.score_all(out_texts)
-        uncond = (models.unconditional_log_px(test.texts), models.unconditional_log_px(out_texts)) \
-            if e.ood_unconditional and "generative" in models.names else (None, None)
-        len_in = [len(x) for x in models.encode(test.texts)]
-        len_out = [len(x) for x in models.encode(out_texts)]
-        ev["ood"] = suite.ood_section(test_scores, scores_out, *uncond, len_in, len_out, name, seed, int(e.length_bins),
-                                      int(e.get("ood_min_n", suite.MIN_OOD_N)))
-        heads = {n: EVAL_MODELS[n].headline_ood for n in scores_out if EVAL_MODELS[n].ood}
-        pairs = {f"{n} {k}": (suite.ood_scores(n, test_scores[n])[k], suite.ood_scores(n, scores_out[n])[k])
-                 for n, k in heads.items()}
-        if pairs:
-            figures["ood"] = ood_figure(pairs, out / "ood.png", f"{run_cfg.dataset.name} test vs {name}")
-    timed("ood")
+def _ood(ctx: _Suite, name: str, out_texts: list[str], dataset: str) -> None:
+    """The test items against ``out_texts``: every model's OOD scores, plain and length-matched, and the figure."""
+    e, models, test = ctx.e, ctx.models, ctx.test
+    scores_out = models.score_all(out_texts)
+    uncond = (models.unconditional_log_px(test.texts), models.unconditional_log_px(out_texts)) \
+        if e.ood_unconditional and "generative" in models.names else (None, None)
+    len_in = [len(x) for x in models.encode(test.texts)]
+    len_out = [len(x) for x in models.encode(out_texts)]
+    ctx.ev["ood"] = suite.ood_section(ctx.test_scores, scores_out, *uncond, len_in, len_out, name, ctx.seed,
+                                      int(e.length_bins), int(e.get("ood_min_n", suite.MIN_OOD_N)))
+    heads = {n: EVAL_MODELS[n].headline_ood for n in scores_out if EVAL_MODELS[n].ood}
+    pairs = {f"{n} {k}": (suite.ood_scores(n, ctx.test_scores[n])[k], suite.ood_scores(n, scores_out[n])[k])
+             for n, k in heads.items()}
+    if pairs:
+        ctx.figures["ood"] = ood_figure(pairs, ctx.out / "ood.png", f"{dataset} test vs {name}")
 
-    items = test.subset(e.deletion_examples, seed)
-    for name in models.names:
+
+def _explanations(ctx: _Suite, tokenizer, label_names: list[str]) -> int:
+    """Token attributions and the deletion test for every model that has them; returns the items' count."""
+    e = ctx.e
+    items = ctx.test.subset(e.deletion_examples, ctx.seed)
+    for name in ctx.models.names:
         if EVAL_MODELS[name].attribution:
-            ev["explanations"][name] = explanation_entry(
-                models, name, items.texts, items.labels, list(e.deletion_ks), seed, int(e.explain_examples),
+            ctx.ev["explanations"][name] = explanation_entry(
+                ctx.models, name, items.texts, items.labels, list(e.deletion_ks), ctx.seed, int(e.explain_examples),
                 lambda ids: decode_pieces(tokenizer, ids), label_names)
-    if ev["explanations"]:
-        figures["deletion"] = deletion_figure(ev["explanations"], out / "deletion.png")
-    timed("explanations")
-
-    walls.pop("_t", None)
-    ev["meta"] = {"run_dir": str(run_dir), "dataset": run_cfg.dataset.name, "seed": seed, "run_seed": int(run_cfg.seed),
-                  "models": models.names, "label_names": label_names, "num_draws": models.num_draws,
-                  "classifier_mode": clf.mode, "max_length": int(run_cfg.data.max_length), "long_text": models.long_text,
-                  "tfidf_sees": "token window" if models.tfidf_window else "full text", "n_val": len(val.texts),
-                  "n_test": len(test.texts), "n_robustness": n_rob, "n_deletion": len(items.texts),
-                  "forward_passes": models.forward_passes, "test_access": access, "section_wall_s": walls, "wall_s": time.time() - started,
-                  "settings": OmegaConf.to_container(e, resolve=True)}
-    ev["skipped"] = skipped
-    write_results(out, ev, "evaluation.json")
-    write_pages(ev, figures, out)
-    print_summary(ev)
-    log_wandb(cfg, out, ev, figures)
-    return {"status": "finished", "evaluation": str(out / "evaluation.json"), "report": str(out / "report.html"),
-            **{f"{n}/accuracy": c["before"]["accuracy"] for n, c in ev["calibration"].items()}}
+    if ctx.ev["explanations"]:
+        ctx.figures["deletion"] = deletion_figure(ctx.ev["explanations"], ctx.out / "deletion.png")
+    return len(items.texts)

@@ -88,6 +88,28 @@ def run(cfg: DictConfig) -> dict:
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
     out, ckpt_path = resume_target(cfg)  # resume=true: continue <run_dir>/checkpoints/last.ckpt there
+    clf, dm, trainer = _fit_generative(cfg, out, ckpt_path)
+    steps = trainer.global_step
+    if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
+        return _validation_only(cfg, clf, dm, out, steps)
+    if in_multirun() and not cfg.eval.get("test_in_sweep", False):  # select on validation, test the choice once
+        log.info("multirun job: validation only (eval.test_in_sweep=false); score the chosen run's test split "
+                 "once with: python -m diffusion_lab task=score run_dir=%s score.split=test", out)
+        return _validation_only(cfg, clf, dm, out, steps, note="multirun: eval.test_in_sweep=false")
+    score, val_preds, test_preds = _score_generative(cfg, clf, dm)
+    failed = _fit_baselines(cfg, dm, out, steps, ckpt_path, val_preds, test_preds)
+    results = {**_results(cfg, clf, dm, score, val_preds, test_preds, steps), "failed_models": failed,
+               "wall_s": time.time() - started}
+    results.update(test_access(cfg, out, dm, results["models"]))
+    write_results(out, results)
+    render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
+    if cfg.eval.get("after_training"):  # the evaluation suite (task=evaluate) on this finished run
+        evaluate_run(out, cfg, out)
+    return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
+
+
+def _fit_generative(cfg, out: Path, ckpt_path: str | None):
+    """The data, the generative classifier (a fresh run's unigram start) and its fit: ``(clf, dm, trainer)``."""
     unknown = set(cfg.task.baselines) - set(BASELINES)
     if unknown:
         raise ValueError(f"task.baselines has unknown entries {sorted(unknown)}; allowed: {', '.join(BASELINES)}")
@@ -97,19 +119,17 @@ def run(cfg: DictConfig) -> dict:
     if num_classes < 2:
         raise ValueError(f"dataset {cfg.dataset.get('name')} has {num_classes} classes; a classifier needs >= 2 "
                          "(is the label column set? dataset.label_column=...)")
-    prior = log_prior(cfg, dm.splits.train["label"], num_classes)
-    clf = build_generative(cfg, dm.tokenizer, num_classes, prior)
+    clf = build_generative(cfg, dm.tokenizer, num_classes, log_prior(cfg, dm.splits.train["label"], num_classes))
     if ckpt_path is None:
         unigram_init(cfg, dm, [lm.backbone for lm in clf.lms], num_classes)
     dm.tokenizer.save_pretrained(str(out / "tokenizer"))  # now with the label tokens
     trainer = _fit_best(cfg, clf, dm, out, ckpt_path, **scaled_schedule(cfg, len(dm.datasets["train"])))
-    steps = trainer.global_step
-    if not cfg.task.get("score_test", True):  # task=synthesize rounds: the test loader is never built
-        return _validation_only(cfg, clf, dm, out, steps)
-    if in_multirun() and not cfg.eval.get("test_in_sweep", False):  # select on validation, test the choice once
-        log.info("multirun job: validation only (eval.test_in_sweep=false); score the chosen run's test split "
-                 "once with: python -m diffusion_lab task=score run_dir=%s score.split=test", out)
-        return _validation_only(cfg, clf, dm, out, steps, note="multirun: eval.test_in_sweep=false")
+    return clf, dm, trainer
+
+
+def _score_generative(cfg, clf, dm):
+    """The scoring options chosen on validation (K, stop_z when ``auto``), then every readout of the layout on
+    validation (draws seeded ``eval_seed``) and test (``eval_seed + 1``): ``(options, val, test)``."""
     score = {"num_draws": resolve_num_draws(cfg.classifier, clf, dm, cfg.task.eval_seed)}  # auto: on validation
     stop_z = resolve_stop_z(cfg.classifier, clf, dm, score["num_draws"], cfg.task.eval_seed)  # likewise
     if stop_z is not None:
@@ -121,15 +141,27 @@ def run(cfg: DictConfig) -> dict:
         val_preds["generative_infill"], test_preds["generative_infill"] = _infill(clf, val_loader), _infill(clf, test_loader)
         val_preds["generative_hybrid"] = _hybrid(clf, val_loader, cfg.task.eval_seed, **score)
         test_preds["generative_hybrid"] = _hybrid(clf, test_loader, cfg.task.eval_seed + 1, **score)
+    return score, val_preds, test_preds
+
+
+def _fit_baselines(cfg, dm, out: Path, steps: int, ckpt_path, val_preds: dict, test_preds: dict) -> dict:
+    """``task.baselines`` fitted and scored into ``val_preds`` / ``test_preds``; returns ``{name: error}`` of
+    those that failed: a baseline's failure is recorded beside the models that finished, never discards them."""
     failed = {}
     for name in (b for b in BASELINES if b in cfg.task.baselines):
-        try:  # a baseline's failure is recorded beside the models that finished, never discards them
-            val_preds[name], test_preds[name] = BASELINE_FITS[name](cfg, dm, out, num_classes, steps, ckpt_path)
+        try:
+            val_preds[name], test_preds[name] = BASELINE_FITS[name](cfg, dm, out, dm.num_classes, steps, ckpt_path)
         except Exception as err:
             log.error("baseline %s failed (recorded in results.json, the other models are kept): %s: %s",
                       name, type(err).__name__, err)
             failed[name] = f"{type(err).__name__}: {err}"
-    results = {
+    return failed
+
+
+def _results(cfg, clf, dm, score: dict, val_preds: dict, test_preds: dict, steps: int) -> dict:
+    """``results.json``'s body: per-model metrics (temperatures from validation), McNemar, what was run."""
+    stop_z = score.get("stop_z")
+    return {
         "status": "finished",
         "models": {name: model_metrics(val_preds[name], test_preds[name]) for name in test_preds},
         "mcnemar_p": mcnemar_against("generative", test_preds),
@@ -146,17 +178,9 @@ def run(cfg: DictConfig) -> dict:
         "model": cfg.model.name, "max_length": cfg.data.max_length,
         "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
         "tfidf_input": ("full text" if _tfidf_full_text(cfg, dm) else "token window") if "tfidf_lr" in test_preds else None,
-        "failed_models": failed,
         "duplicates_removed": dm.splits.stats.get("duplicates_removed"), "dataset_stats": dm.splits.stats,
-        "label_names": dm.label_names, "wall_s": time.time() - started,
+        "label_names": dm.label_names,
     }
-    results.update(test_access(cfg, out, dm, results["models"]))
-    write_results(out, results)
-    render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
-    if cfg.eval.get("after_training"):  # the evaluation suite (task=evaluate) on this finished run
-
-        evaluate_run(out, cfg, out)
-    return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
 
 
 def _fit_discriminative(cfg, dm, out: Path, num_classes: int, steps: int, ckpt_path):
