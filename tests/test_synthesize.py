@@ -93,6 +93,7 @@ def test_the_test_split_is_read_once_after_every_training(synthesized):
     assert [e for e in events if e[0] == "test"] == [("test", None)]
     assert events[-1] == ("test", None)  # after the last training: nothing downstream of it is chosen on test
     assert sum(e[0] == "train" for e in events) >= 2 and results["test_reads"] == 1
+    assert results["test_access"]["scorings"] >= 1 and results["test_configurations"] >= 1  # in the test ledger
     placeholder = str(out / "data" / "no_test.jsonl")
     for sub in inner_cfgs:  # no inner run is ever given the real test split, and none scores its test loader
         assert sub.task.score_test is False and sub.dataset.test_path == placeholder

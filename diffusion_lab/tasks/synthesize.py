@@ -37,6 +37,7 @@ from diffusion_lab.synthesis.final_scoring import score_configurations
 from diffusion_lab.synthesis.inner_runs import train_inner
 from diffusion_lab.synthesis.real_data import RealData, write_jsonl
 from diffusion_lab.targets import build_target
+from diffusion_lab.test_ledger import record_run
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,50 @@ def run(cfg: DictConfig) -> dict:
     base = train_inner(cfg, out / "real_only", real.train_path, real)
     steps = int(base["optimizer_steps"])
     judge, judge_cfg = build_judge(cfg, out / "real_only", real.label_names)
+    candidates, table, all_records, generator_dir = _rounds(cfg, out, real, judge, judge_cfg, base, thresholds)
+    chosen = max(candidates, key=lambda c: (c["acc"], -c["nll"], -c["round"]))
+    extra, why_not = real.same_size_extra(len(chosen["kept"]))
+    run_dirs = {"real_only": out / "real_only", "real_plus_synthetic": chosen["run_dir"]}
+    if extra:
+        same = write_jsonl(out / "real_same_size" / "train.jsonl", real.rows(real.train + extra))
+        train_inner(cfg, out / "real_same_size", same, real, max_steps=steps)
+        run_dirs["real_same_size"] = out / "real_same_size"
+    test = real.final_test()  # the only read of the test split, after every choice above
+    scored = score_configurations(run_dirs, real.validation, test, cfg.classifier.get("num_draws"),
+                                  int(cfg.get("eval", {}).get("seed", 0)), model=score_model)
+    access = record_run(cfg, task="synthesize", config=cfg, dataset=str(cfg.dataset.get("name")),
+                        texts=test[0], labels=test[1], run=out,
+                        metrics={m: v["accuracy"] for m, v in scored["models"].items()})
+    generator_cfg = {"run_dir": str(generator_dir), "regenerate_from": task.regenerate_from,
+                     "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "length": task.get("length"),
+                     "prompt": task.prompt, "per_class": int(task.per_class), "seed": int(cfg.seed)}
+    example_rows = records.examples(all_records, chosen["threshold"], int(task.examples))
+    records.write_all(out, chosen["kept"], generator_cfg, judge_cfg, example_rows, table)
+    results = {
+        "status": "finished", "chosen": {"round": chosen["round"], "threshold": chosen["threshold"],
+                                         "synthetic_kept": len(chosen["kept"]), "val_accuracy": chosen["acc"],
+                                         "chosen_on": f"validation accuracy, then validation NLL, of {score_model}"},
+        "test": scored, "real_same_size": "trained" if extra else f"unavailable: {why_not}",
+        "rounds": table, "optimizer_steps": steps, "real_train_size": len(real.train), "real_pool": len(real.pool),
+        "guard": {"ngram": real.guard.n, "contamination_hits": sum(r["guard_hits"] > 0 for r in all_records),
+                  "dropped": sum(r["dropped_by"] == "contamination" for r in all_records)},
+        "label_names": real.label_names, "seed": cfg.seed, "judge": judge_cfg, "generator": generator_cfg,
+        "test_reads": real.test_reads, "wall_s": time.time() - started,
+        **({"test_access": access, "test_configurations": access["configurations"]} if access else {}),
+    }
+    write_results(out, results)
+    records.log_wandb(cfg, out, table, example_rows, {f"test/{m}/accuracy": v["accuracy"]
+                                                      for m, v in scored["models"].items()})
+    for name, metrics in scored["models"].items():
+        lo, hi = metrics["accuracy_ci95"]
+        log.info("%s: test accuracy %.4f [%.4f, %.4f] (n=%d)", name, metrics["accuracy"], lo, hi, scored["n_test"])
+    return results
+
+
+def _rounds(cfg, out: Path, real, judge, judge_cfg, base: dict, thresholds: list[float]):
+    """Generate -> judge -> screen -> train on real + kept -> validate, for every round and threshold:
+    ``(candidates, table rows, every screened record, the last generator run)``. Validation only."""
+    task, score_model, steps = cfg.task, str(cfg.task.get("score_model", "generative")), int(base["optimizer_steps"])
     screen = filters.SyntheticFilter(real.guard, [t for t, _ in real.train], **task.filters)
     generator_dir = Path(task.generator_run_dir or out / "real_only")
     generators, all_records, table, candidates = {}, [], [], []
@@ -131,36 +176,4 @@ def run(cfg: DictConfig) -> dict:
                 best = candidates[-1]
         if task.regenerate_from == "previous" and best["kept"]:
             generator_dir = best["run_dir"]
-    chosen = max(candidates, key=lambda c: (c["acc"], -c["nll"], -c["round"]))
-    extra, why_not = real.same_size_extra(len(chosen["kept"]))
-    run_dirs = {"real_only": out / "real_only", "real_plus_synthetic": chosen["run_dir"]}
-    if extra:
-        same = write_jsonl(out / "real_same_size" / "train.jsonl", real.rows(real.train + extra))
-        train_inner(cfg, out / "real_same_size", same, real, max_steps=steps)
-        run_dirs["real_same_size"] = out / "real_same_size"
-    test = real.final_test()  # the only read of the test split, after every choice above
-    scored = score_configurations(run_dirs, real.validation, test, cfg.classifier.get("num_draws"),
-                                  int(cfg.get("eval", {}).get("seed", 0)), model=score_model)
-    generator_cfg = {"run_dir": str(generator_dir), "regenerate_from": task.regenerate_from,
-                     "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "length": task.get("length"),
-                     "prompt": task.prompt, "per_class": int(task.per_class), "seed": int(cfg.seed)}
-    example_rows = records.examples(all_records, chosen["threshold"], int(task.examples))
-    records.write_all(out, chosen["kept"], generator_cfg, judge_cfg, example_rows, table)
-    results = {
-        "status": "finished", "chosen": {"round": chosen["round"], "threshold": chosen["threshold"],
-                                         "synthetic_kept": len(chosen["kept"]), "val_accuracy": chosen["acc"],
-                                         "chosen_on": f"validation accuracy, then validation NLL, of {score_model}"},
-        "test": scored, "real_same_size": "trained" if extra else f"unavailable: {why_not}",
-        "rounds": table, "optimizer_steps": steps, "real_train_size": len(real.train), "real_pool": len(real.pool),
-        "guard": {"ngram": real.guard.n, "contamination_hits": sum(r["guard_hits"] > 0 for r in all_records),
-                  "dropped": sum(r["dropped_by"] == "contamination" for r in all_records)},
-        "label_names": real.label_names, "seed": cfg.seed, "judge": judge_cfg, "generator": generator_cfg,
-        "test_reads": real.test_reads, "wall_s": time.time() - started,
-    }
-    write_results(out, results)
-    records.log_wandb(cfg, out, table, example_rows, {f"test/{m}/accuracy": v["accuracy"]
-                                                      for m, v in scored["models"].items()})
-    for name, metrics in scored["models"].items():
-        lo, hi = metrics["accuracy_ci95"]
-        log.info("%s: test accuracy %.4f [%.4f, %.4f] (n=%d)", name, metrics["accuracy"], lo, hi, scored["n_test"])
-    return results
+    return candidates, table, all_records, generator_dir
