@@ -141,6 +141,18 @@ def per_class_indices(labels, n: int, num_classes: int) -> list[int]:
     return keep
 
 
+def _training_budget(train: Rows, max_train, max_train_per_class, num_classes: int, seed: int, stats: dict) -> Rows:
+    """``max_train`` (a stratified subset) then ``max_train_per_class`` (n of every class, all of a smaller
+    one: learning curves), both seeded and recorded in ``stats``; after validation is carved."""
+    if max_train is not None and max_train < len(train[0]):
+        train = take(train, np.sort(stratified_indices(train[1], max_train, seed)))
+        stats["max_train"] = max_train
+    if max_train_per_class is not None:
+        train = take(train, per_class_indices(train[1], int(max_train_per_class), num_classes))
+        stats["max_train_per_class"] = int(max_train_per_class)
+    return train
+
+
 def assemble_splits(
     train: Rows,
     test: Rows,
@@ -183,12 +195,7 @@ def assemble_splits(
     validation, dups["validation_in_train"] = drop_texts_in(shuffle_rows(validation, seed), set(train[0]))
     test, dups["test_in_train"] = drop_texts_in(shuffle_rows(test, seed), set(train[0]) | set(validation[0]))
     dups["total"] = sum(v for k, v in dups.items() if k != "total")
-    if max_train is not None and max_train < len(train[0]):
-        train = take(train, np.sort(stratified_indices(train[1], max_train, seed)))
-        stats["max_train"] = max_train
-    if max_train_per_class is not None:  # learning curves: n of every class (all of a smaller one), seeded
-        train = take(train, per_class_indices(train[1], int(max_train_per_class), len(label_names)))
-        stats["max_train_per_class"] = int(max_train_per_class)
+    train = _training_budget(train, max_train, max_train_per_class, len(label_names), seed, stats)
     for split, rows in (("train", train), ("validation", validation), ("test", test)):
         if not rows[0]:
             leaked = {"validation": dups["validation_in_train"], "test": dups["test_in_train"]}.get(split, 0)
