@@ -8,12 +8,9 @@ reviews (data.max_val of the run, whole reviews in its windows). Validation only
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main():

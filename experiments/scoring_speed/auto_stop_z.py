@@ -19,13 +19,10 @@ The rule is the framework's (``choose_stages``, what ``classifier.stage_draws=au
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main():

@@ -12,13 +12,10 @@ class difference log p(x | pos) - log p(x | neg) (what the decision reads) in na
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main():
