@@ -10,7 +10,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -20,6 +19,7 @@ from diffusion_lab.logging_utils import build_loggers
 from diffusion_lab.models.denoiser import subs_token_ids
 from diffusion_lab.models.init_from import init_from_run
 from diffusion_lab.models.unigram import unigram_log_probs
+from diffusion_lab.resolvers import in_multirun
 from diffusion_lab.targets import target_node
 
 
@@ -116,7 +116,7 @@ def check_launcher_in_sweep(trainer: L.Trainer) -> None:
     env = getattr(trainer.strategy, "cluster_environment", None)
     if (trainer.world_size > 1 and type(launcher).__name__ == "_SubprocessScriptLauncher"
             and env is not None and not env.creates_processes_externally
-            and HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"):
+            and in_multirun()):
         raise ConfigError(
             "trainer.strategy=ddp starts extra ranks by re-running the command line, which repeats the "
             "whole sweep under -m. In a local sweep use trainer.strategy=ddp_fork (CPU) or ddp_spawn (GPU); "

@@ -73,17 +73,19 @@ def _parse(raw: str) -> dict:
 
 
 def record_run(cfg, *, task: str, config, dataset: str, texts: list[str], labels: list[int], run,
-               metrics: Mapping[str, float]) -> dict | None:
-    """``record`` at ``cfg.eval.test_ledger`` (``None``: no ledger, returns None) for a run whose scored
-    configuration is ``config`` (a DictConfig or mapping: the trained run's, plus any scoring options)."""
+               metrics: Mapping[str, float]) -> dict:
+    """``record`` at ``cfg.eval.test_ledger`` for a run whose scored configuration is ``config`` (a DictConfig
+    or mapping: the trained run's, plus any scoring options). Returns the fields a results file carries,
+    ``{"test_access": <record's counts>, "test_configurations": N}``, or ``{}`` when the ledger is off."""
     path = cfg.get("eval", {}).get("test_ledger")
     if not path:
-        return None
+        return {}
 
     if isinstance(config, DictConfig):
         try:
             config = OmegaConf.to_container(config, resolve=True)
         except Exception:  # an interpolation only its own run could resolve (hydra:...): hash it unresolved
             config = OmegaConf.to_container(config, resolve=False)
-    return record(path, dataset=dataset, items=items_hash(texts, labels), n=len(labels), run=str(run),
-                  config=config_hash(config), task=task, metrics=metrics)
+    access = record(path, dataset=dataset, items=items_hash(texts, labels), n=len(labels), run=str(run),
+                    config=config_hash(config), task=task, metrics=metrics)
+    return {"test_access": access, "test_configurations": access["configurations"]}

@@ -176,7 +176,7 @@ def _calibration(ctx: _Suite, val_scores: dict, val_labels, cfg, run_cfg) -> dic
     ctx.figures["calibration_after_ts"] = reliability_diagram(
         {n: (apply_temperature(s.log_joint, ctx.temps[n]), y) for n, s in test_scores.items()},
         out / "calibration_after_ts.png", title=f"After temperature scaling (test, n={len(y)})")
-    return access
+    return access.get("test_access")
 
 
 def _robustness(ctx: _Suite, splits, baselines: dict) -> int:

@@ -165,11 +165,9 @@ def run(cfg: DictConfig) -> dict:
     if split == "test":  # the run's configuration with the scoring options used: re-scoring it as trained is
         scored_cfg = run_cfg.copy()  # the same configuration in the ledger, new options a new one
         scored_cfg.classifier = clf_cfg
-        access = record_run(cfg, task="score", config=scored_cfg, dataset=data.name, texts=_texts(data.dm, split),
-                            labels=[int(y) for y in data.dm.datasets[split]["label"]], run=out,
-                            metrics={m: v["accuracy"] for m, v in results["models"].items()})
-        if access:
-            results.update(test_access=access, test_configurations=access["configurations"])
+        results.update(record_run(cfg, task="score", config=scored_cfg, dataset=data.name, texts=_texts(data.dm, split),
+                                  labels=[int(y) for y in data.dm.datasets[split]["label"]], run=out,
+                                  metrics={m: v["accuracy"] for m, v in results["models"].items()}))
     results["wall_s"] = time.time() - started
     write_results(out, results)
     write_predictions(out / "predictions.csv", _texts(data.dm, split), scored, list(data.dm.label_names))

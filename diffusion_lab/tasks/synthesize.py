@@ -114,9 +114,9 @@ def run(cfg: DictConfig) -> dict:
     test = real.final_test()  # the only read of the test split, after every choice above
     scored = score_configurations(run_dirs, real.validation, test, cfg.classifier.get("num_draws"),
                                   int(cfg.get("eval", {}).get("seed", 0)), model=score_model)
-    access = record_run(cfg, task="synthesize", config=cfg, dataset=str(cfg.dataset.get("name")),
-                        texts=test[0], labels=test[1], run=out,
-                        metrics={m: v["accuracy"] for m, v in scored["models"].items()})
+    access_fields = record_run(cfg, task="synthesize", config=cfg, dataset=str(cfg.dataset.get("name")),
+                               texts=test[0], labels=test[1], run=out,
+                               metrics={m: v["accuracy"] for m, v in scored["models"].items()})
     generator_cfg = {"run_dir": str(generator_dir), "regenerate_from": task.regenerate_from,
                      "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "length": task.get("length"),
                      "prompt": task.prompt, "per_class": int(task.per_class), "seed": int(cfg.seed)}
@@ -132,7 +132,7 @@ def run(cfg: DictConfig) -> dict:
                   "dropped": sum(r["dropped_by"] == "contamination" for r in all_records)},
         "label_names": real.label_names, "seed": cfg.seed, "judge": judge_cfg, "generator": generator_cfg,
         "test_reads": real.test_reads, "wall_s": time.time() - started,
-        **({"test_access": access, "test_configurations": access["configurations"]} if access else {}),
+        **access_fields,
     }
     write_results(out, results)
     records.log_wandb(cfg, out, table, example_rows, {f"test/{m}/accuracy": v["accuracy"]

@@ -227,12 +227,11 @@ def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
 
 
 def test_access(cfg, out: Path, dm, models: dict) -> dict:
-    """This scoring of the test split in the ledger (``test_ledger``): ``test_access`` (the ledger line's
-    counts) and ``test_configurations`` (distinct configurations that have scored these test items)."""
-    access = record_run(cfg, task=str(cfg.task.name), config=cfg, dataset=str(cfg.dataset.get("name")),
-                        texts=_texts(dm, "test"), labels=[int(y) for y in dm.datasets["test"]["label"]], run=out,
-                        metrics={m: v["accuracy"] for m, v in models.items()})
-    return {"test_access": access, "test_configurations": access["configurations"]} if access else {}
+    """This scoring of the test split in the ledger (``test_ledger.record_run``): ``test_access`` (the ledger
+    line's counts) and ``test_configurations`` (distinct configurations that have scored these test items)."""
+    return record_run(cfg, task=str(cfg.task.name), config=cfg, dataset=str(cfg.dataset.get("name")),
+                      texts=_texts(dm, "test"), labels=[int(y) for y in dm.datasets["test"]["label"]], run=out,
+                      metrics={m: v["accuracy"] for m, v in models.items()})
 
 
 def _validation_only(cfg, clf, dm, out: Path, steps: int, note: str = "task.score_test=false") -> dict:
