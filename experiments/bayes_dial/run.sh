@@ -29,15 +29,7 @@ row() {  # row NAME OVERRIDES...
     local before; before=$(uptime); local started; started=$(date +%s)
     python -m diffusion_lab "${args[@]}"
     mkdir -p "$ROWS_DIR"
-    python - "$out/results.json" "$record" "$before" "$(uptime)" "$(( $(date +%s) - started ))" "${args[*]}" <<'PY'
-import json, sys
-src, dst, before, after, wall, command = sys.argv[1:]
-row = json.loads(open(src).read())
-row["study"] = {"command": "python -m diffusion_lab " + command, "wall_s": int(wall), "uptime_before": before.strip(),
-                "uptime_after": after.strip()}
-open(dst, "w").write(json.dumps(row, indent=2))
-print(f"{dst}: " + ", ".join(f"{m} {v['accuracy']:.4f}" for m, v in row["models"].items()))
-PY
+    python experiments/record_row.py "$out/results.json" "$record" "$before" "$(uptime)" "$(( $(date +%s) - started ))" "${args[*]}"
 }
 
 for name in $ONLY; do
