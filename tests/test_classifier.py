@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from scipy.stats import binom
 
 from diffusion_lab.classifiers.per_class_layout import PerClassLayout
 from diffusion_lab.classifiers.scoring import class_log_likelihoods
@@ -81,6 +82,11 @@ def test_train_classifier_writes_a_complete_report(tiny_run, mode):
     assert saved["models"]["generative"]["forward_passes_per_example"] == 4  # K=2 draws x 2 classes
     assert set(saved["mcnemar_p"]) == expected - {"generative"}
     assert all(0 <= p <= 1 for p in saved["mcnemar_p"].values())
+    right = {name: round(m["accuracy"] * 48) for name, m in saved["models"].items()}
+    for name, counts in saved["mcnemar_discordant"].items():  # only_model - only_reference = the gap in items right
+        b, c = counts["only_reference"], counts["only_model"]
+        assert c - b == right[name] - right["generative"]
+        assert saved["mcnemar_p"][name] == pytest.approx(min(1.0, 2 * binom.cdf(min(b, c), b + c, 0.5)) if b + c else 1.0)
     assert "duplicates_removed" in saved and saved["n_test"] == 48
     assert saved["train_tokens_per_s"] > 0  # experiments/throughput reads it
     logs = [f for f in out.rglob("metrics.csv") if "discriminative" not in f.parts]

@@ -11,6 +11,7 @@ from diffusion_lab.metrics import (
     apply_bias_temperature,
     apply_temperature,
     classification_metrics,
+    discordant_counts,
     fit_bias_temperature,
     fit_temperature,
     mcnemar_pvalue,
@@ -64,6 +65,7 @@ def test_mcnemar_exact_against_binomial_by_hand():
     # b = 7 (A right, B wrong), c = 1 (A wrong, B right), 5 concordant: p = 2 * (C(8,0)+C(8,1)) / 2^8
     a = torch.tensor([True] * 7 + [False] + [True] * 3 + [False] * 2)
     b = torch.tensor([False] * 7 + [True] + [True] * 3 + [False] * 2)
+    assert discordant_counts(a, b) == (7, 1) and discordant_counts(b, a) == (1, 7)
     assert mcnemar_pvalue(a, b) == pytest.approx(2 * 9 / 256)
     assert mcnemar_pvalue(b, a) == pytest.approx(2 * 9 / 256)
     assert mcnemar_pvalue(a, a) == 1.0

@@ -47,6 +47,7 @@ def test_score_reproduces_train_classifier_on_its_test_items(trained, tmp_path):
     for name, metrics in written["models"].items():
         assert _without_timings(scored["models"][name]) == _without_timings(metrics), name
     assert scored["mcnemar_p"] == written["mcnemar_p"]
+    assert scored["mcnemar_discordant"] == written["mcnemar_discordant"]
     assert scored["n"] == written["n_test"] and scored["n_val"] == written["n_val"]
     assert (scored["seed"], scored["eval_seed"], scored["draw_seed"]) == (0, 0, 1)
     on_disk = json.loads((tmp_path / "score" / "results.json").read_text())

@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 
 from diffusion_lab.metrics.calibration import apply_temperature, fit_temperature, reliability_diagram
-from diffusion_lab.metrics.classification import classification_metrics, mcnemar_pvalue
+from diffusion_lab.metrics.classification import classification_metrics, discordant_counts, mcnemar_pvalue
 from diffusion_lab.rich_utils import metrics_table
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,19 @@ def mcnemar_against(reference: str, predictions: dict) -> dict[str, float]:
     ref_correct = ref.log_joint.argmax(1) == ref.labels
     return {name: mcnemar_pvalue(ref_correct, p.log_joint.argmax(1) == p.labels)
             for name, p in predictions.items() if name != reference}
+
+
+def discordant_against(reference: str, predictions: dict) -> dict[str, dict[str, int]]:
+    """McNemar's discordant counts of every model against ``reference`` on the same items:
+    ``only_reference`` (reference right, model wrong) and ``only_model``; what a study pools over seeds."""
+    ref = predictions[reference]
+    ref_correct = ref.log_joint.argmax(1) == ref.labels
+    out = {}
+    for name, p in predictions.items():
+        if name != reference:
+            b, c = discordant_counts(ref_correct, p.log_joint.argmax(1) == p.labels)
+            out[name] = {"only_reference": b, "only_model": c}
+    return out
 
 
 def write_predictions(path: Path, texts: list[str], predictions: dict, label_names: list[str]) -> None:

@@ -10,6 +10,7 @@ from diffusion_lab.metrics.calibration import (
 from diffusion_lab.metrics.classification import (
     brier,
     classification_metrics,
+    discordant_counts,
     mcnemar_pvalue,
     mean_ci95,
     nll,
@@ -21,6 +22,7 @@ __all__ = [
     "apply_temperature",
     "brier",
     "classification_metrics",
+    "discordant_counts",
     "fit_bias_temperature",
     "fit_temperature",
     "mcnemar_pvalue",

@@ -61,6 +61,16 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def discordant_counts(correct_a, correct_b) -> tuple[int, int]:
+    """``(b, c)`` on paired correctness: b = #(A right, B wrong), c = #(A wrong, B right). Sums of these over
+    independent test sets give a pooled exact McNemar test (``mcnemar_pvalue``'s binomial on b + c)."""
+    a = _as_tensor(correct_a).bool().ravel()
+    bb = _as_tensor(correct_b).bool().ravel()
+    if a.shape != bb.shape:
+        raise ValueError(f"paired inputs differ in length: {a.numel()} vs {bb.numel()}")
+    return int((a & ~bb).sum()), int((~a & bb).sum())
+
+
 def mcnemar_pvalue(correct_a, correct_b) -> float:
     """Exact two-sided McNemar test on paired correctness of two models on the same items.
 
@@ -68,12 +78,7 @@ def mcnemar_pvalue(correct_a, correct_b) -> float:
     p = min(1, 2 * P[X <= min(b, c)]). Exact (no chi-square approximation), since discordant
     counts in small test sets are often tiny. p = 1.0 when there are no discordant pairs.
     """
-    a = _as_tensor(correct_a).bool().ravel()
-    bb = _as_tensor(correct_b).bool().ravel()
-    if a.shape != bb.shape:
-        raise ValueError(f"paired inputs differ in length: {a.numel()} vs {bb.numel()}")
-    b = int((a & ~bb).sum())
-    c = int((~a & bb).sum())
+    b, c = discordant_counts(correct_a, correct_b)
     if b + c == 0:
         return 1.0
     # binom.cdf works in log space internally, so it stays exact-ish for thousands of pairs

@@ -26,7 +26,13 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from diffusion_lab.classifiers.predict import predict
-from diffusion_lab.classifiers.results_table import COLUMNS, mcnemar_against, model_metrics, write_predictions
+from diffusion_lab.classifiers.results_table import (
+    COLUMNS,
+    discordant_against,
+    mcnemar_against,
+    model_metrics,
+    write_predictions,
+)
 from diffusion_lab.classifiers.saved_run import (
     OPTIONS,
     ScoreData,
@@ -183,7 +189,8 @@ def score_results(run_cfg, run_dir: Path, split: str, data: ScoreData, val: dict
     return {
         "status": "finished", "run_dir": str(run_dir), "split": split, "dataset": data.name, "readouts": readouts,
         "models": {name: model_metrics(val[name], preds) for name, preds in scored.items()},
-        "mcnemar_p": mcnemar_against(reference, scored), "mcnemar_reference": reference,
+        "mcnemar_p": mcnemar_against(reference, scored), "mcnemar_discordant": discordant_against(reference, scored),
+        "mcnemar_reference": reference,
         "n": len(scored[reference].labels), "n_val": len(val[reference].labels),
         "seed": int(run_cfg.seed), "eval_seed": eval_seed, "draw_seed": eval_seed + SPLIT_SEED_OFFSET[split],
         "classifier": {k: clf_cfg.get(k) for k in ("mode", "estimator", "prior", *OPTIONS, "stage_draws")},

@@ -19,7 +19,7 @@ from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
 from diffusion_lab.classifiers.build import TFIDF_FILE, build_discriminative, build_generative, log_prior
 from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
 from diffusion_lab.classifiers.predict import Predictions, predict
-from diffusion_lab.classifiers.results_table import mcnemar_against, model_metrics, render
+from diffusion_lab.classifiers.results_table import discordant_against, mcnemar_against, model_metrics, render
 from diffusion_lab.classifiers.tfidf import TfidfLogReg
 from diffusion_lab.evaluation.models import generative_readout
 from diffusion_lab.logging_utils import wandb_logger
@@ -165,6 +165,7 @@ def _results(cfg, clf, dm, score: dict, val_preds: dict, test_preds: dict, steps
         "status": "finished",
         "models": {name: model_metrics(val_preds[name], test_preds[name]) for name in test_preds},
         "mcnemar_p": mcnemar_against("generative", test_preds),
+        "mcnemar_discordant": discordant_against("generative", test_preds),
         "seed": cfg.seed, "eval_seed": cfg.task.eval_seed, "n_test": len(test_preds["generative"].labels),
         "n_val": len(val_preds["generative"].labels), "optimizer_steps": steps,
         "classifier": {k: cfg.classifier.get(k) for k in ("mode", "estimator", "num_draws", "prior", "score_precision")},
