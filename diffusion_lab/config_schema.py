@@ -100,9 +100,10 @@ class ClassifierSchema:
     infill_text: str = "noised"
     score_precision: Any = "32"
     bayes_weight: float = 0.0
+    bayes_draws: int = 1
 
     def __post_init__(self):
-        _positive("classifier", self, "first_stage_draws")
+        _positive("classifier", self, "first_stage_draws", "bayes_draws")
         if not math.isfinite(self.bayes_weight) or self.bayes_weight < 0:
             raise ConfigError(f"classifier.bayes_weight={self.bayes_weight}: must be a finite number >= 0 "
                               "(0: the purely generative loss)")

@@ -89,29 +89,66 @@ def _batch(seed=1):
     return x, att, score, torch.tensor([0, 2, 1, 1, 0])
 
 
-def _exact_ce(tables, x, att, score, labels, prefix, seed):
-    """By hand: the same draw (same generator state), exact log p(x_i | y=c) = tables[c, x_i] at its
-    masked tokens, times L / l; the Bayes posterior with the prior; its cross-entropy."""
+def _exact_ce(tables, x, att, score, labels, prefix, seed, num_draws=1):
+    """By hand: the same draws (same generator state), exact log p(x_i | y=c) = tables[c, x_i] at each
+    draw's masked tokens, times L / l_k, averaged over the K draws; the Bayes posterior with the prior; its
+    cross-entropy."""
     maskable = real_tokens(torch.cat([torch.ones_like(att[:, :prefix]), att], 1), prefix,
                            torch.cat([torch.zeros_like(score[:, :prefix]), score], 1))
-    draws = stratified_mask_draws(maskable, 1, torch.Generator().manual_seed(seed))
-    masked, weight = draws.masked[:, 0, prefix:], draws.weight[:, 0].double()
-    assert (masked <= score).all()  # only scored tokens are ever masked
-    s = torch.stack([(tables[c][x] * masked).double().sum(1) * weight for c in range(len(tables))], 1)
+    draws = stratified_mask_draws(maskable, num_draws, torch.Generator().manual_seed(seed))
+    s = torch.zeros(len(x), len(tables), dtype=torch.float64)
+    for k in range(num_draws):
+        masked, weight = draws.masked[:, k, prefix:], draws.weight[:, k].double()
+        assert (masked <= score).all()  # only scored tokens are ever masked
+        s += torch.stack([(tables[c][x] * masked).double().sum(1) * weight for c in range(len(tables))], 1)
+    s /= num_draws
     return torch.nn.functional.cross_entropy(s + torch.tensor(PRIOR, dtype=torch.float64), labels), s
 
 
+@pytest.mark.parametrize("num_draws", [1, 3])
 @pytest.mark.parametrize("layout", ["per_class", "conditional"])
-def test_the_term_is_the_exact_bayes_cross_entropy_of_its_draw(layout):
+def test_the_term_is_the_exact_bayes_cross_entropy_of_its_draws(layout, num_draws):
     tables = _tables()
     clf = _per_class(tables) if layout == "per_class" else _conditional(tables)
     x, att, score, labels = _batch()
     for seed in range(5):  # draw for draw
-        expected, s = _exact_ce(tables, x, att, score, labels, clf.layout.prefix, seed)
-        got = bayes_cross_entropy(clf, x, att, labels, torch.Generator().manual_seed(seed), score)
+        expected, s = _exact_ce(tables, x, att, score, labels, clf.layout.prefix, seed, num_draws)
+        got = bayes_cross_entropy(clf, x, att, labels, torch.Generator().manual_seed(seed), score, num_draws)
         assert got.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-5)
-        est = class_estimates(clf, x, att, torch.Generator().manual_seed(seed), score)
+        est = class_estimates(clf, x, att, torch.Generator().manual_seed(seed), score, num_draws)
         torch.testing.assert_close(est, s, rtol=1e-5, atol=1e-4)
+
+
+def test_more_draws_lower_the_estimates_variance():
+    """The lever of ``classifier.bayes_draws``: the class difference s_0 - s_1 of one window, over many draws,
+    varies less with K = 4 stratified draws than with one (both unbiased for the same exact ELBO)."""
+    tables = _tables(2)
+    clf = _conditional(tables)
+    x, att, score, labels = _batch()
+    spread = {}
+    for k in (1, 4):
+        diffs = torch.stack([class_estimates(clf, x, att, torch.Generator().manual_seed(seed), score, k)
+                             for seed in range(200)])
+        diffs = diffs[..., 0] - diffs[..., 1]  # [draws, W]
+        spread[k] = diffs.var(0)
+        means = diffs.mean(0)
+    exact = (tables[0][x] - tables[1][x]).double().mul(score).sum(1)  # the ELBO's class difference, all tokens
+    torch.testing.assert_close(means, exact, rtol=0.1, atol=0.5)
+    assert (spread[4] < spread[1] / 2).all()
+
+
+def test_k_draws_score_every_class_on_each_draw_in_one_pass():
+    tables = _tables()
+    clf = _conditional(tables)
+    x, att, score, labels = _batch(2)
+    bayes_cross_entropy(clf, x, att, labels, torch.Generator().manual_seed(0), score, num_draws=2)
+    (rows, condition), = clf.lms[0].backbone.calls
+    assert rows.shape[0] == 5 * 2 * 3 and condition.tolist() == [0, 1, 2] * 10
+    masks = rows.view(5, 2, 3, -1)[..., 1:] == MASK
+    assert (masks == masks[:, :, :1]).all()  # the classes of a draw share its positions
+    assert (masks[:, 0] != masks[:, 1]).any()  # the two draws differ
+    counts = masks[:, :, 0].sum(-1)
+    assert (counts[:, 0] <= counts[:, 1]).all()  # stratified: draw 0 from the lower half of {1..L}
 
 
 def test_every_class_sees_the_same_masked_draw_in_one_pass():
@@ -189,10 +226,18 @@ def test_a_negative_or_non_finite_weight_fails_at_start_up(value, tmp_path):
         validate(compose([*TINY, "task=train_classifier", f"classifier.bayes_weight={value}"], tmp_path))
 
 
+def test_zero_draws_fail_at_start_up(tmp_path):
+    with pytest.raises(ConfigError, match=r"classifier\.bayes_draws=0: must be a positive integer"):
+        validate(compose([*TINY, "task=train_classifier", "classifier.bayes_draws=0"], tmp_path))
+
+
 def test_a_windowed_infill_run_logs_the_term(tiny_run):
     _, out = tiny_run(["task=train_classifier", "task.val_draws=1", "classifier.num_draws=2", "eval.max_test=16",
                        "task.baselines=[]", "classifier.bayes_weight=0.5", "classifier.infill_weight=0.5",
+                       "classifier.bayes_draws=2",
                        "data.long_text=windows", "data.max_length=8"], "dial")
     rows = list(csv.DictReader(next(out.rglob("metrics.csv")).open()))
     ce = [float(r["train/bayes_ce"]) for r in rows if r.get("train/bayes_ce")]
     assert ce and all(math.isfinite(v) and v > 0 for v in ce)
+    saved = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert (saved["hyper_parameters"]["bayes_weight"], saved["hyper_parameters"]["bayes_draws"]) == (0.5, 2)

@@ -55,7 +55,8 @@ class Layout:
         loss = self.generative_loss(clf, ids, att, labels)
         weight = float(clf.hparams.get("bayes_weight", 0.0) or 0.0)
         if weight > 0:
-            ce = bayes_cross_entropy(clf, ids, att, labels, clf.bayes_generator, score_mask)
+            draws = int(clf.hparams.get("bayes_draws", 1) or 1)
+            ce = bayes_cross_entropy(clf, ids, att, labels, clf.bayes_generator, score_mask, draws)
             clf.log("train/bayes_ce", ce, batch_size=ids.shape[0])
             loss = loss + weight * ce
         return loss

@@ -78,6 +78,7 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
         score_tokens=clf_cfg.get("score_tokens"), score_precision=str(clf_cfg.get("score_precision", "32")),
         estimators=OmegaConf.to_container(table(cfg, "classifier.estimator"), resolve=True),
         bayes_weight=float(clf_cfg.get("bayes_weight", 0.0)),
+        bayes_draws=int(clf_cfg.get("bayes_draws", 1)),
     )
 
 

@@ -56,6 +56,7 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
         score_precision: str = "32",
         estimators: dict | None = None,
         bayes_weight: float = 0.0,
+        bayes_draws: int = 1,
         layout: Layout | None = None,
     ):
         """``mode``: the layout's name (saved in the checkpoint's hyperparameters); ``layout``: the object
