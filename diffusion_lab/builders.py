@@ -132,7 +132,6 @@ def unigram_init(cfg: DictConfig, dm, backbones: list, num_classes: int = 0) -> 
     replaced), so model ``c`` starts as ``LM + log p(w | c) - log p(w)``, the conditional start's logits."""
     stats = unigram_biases(cfg, dm, backbones, num_classes)
     if cfg.model.get("init_from"):
-
         init_from_run(cfg.model.init_from, backbones, dm.tokenizer)
         if stats is not None and len(backbones) > 1:
             log_p, log_p_cond = stats

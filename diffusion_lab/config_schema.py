@@ -293,8 +293,6 @@ def check_accelerator(cfg: DictConfig) -> None:
 def _check_pretrained_reachable(cfg: DictConfig) -> None:
     """A hub id that is not a local folder nor cached: offline, or no network, stops now (seconds), not
     after loading the data or a minute of hub retries."""
-
-
     name = cfg.get("model", {}).get("pretrained") if cfg.get("model") else None
     if not name or Path(str(name)).expanduser().exists():
         return

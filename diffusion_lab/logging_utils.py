@@ -36,7 +36,6 @@ class RankedLogger(logging.LoggerAdapter):
         self.rank_zero_only = rank_zero_only
 
     def log(self, level: int, msg, *args, **kwargs) -> None:
-
         if not self.isEnabledFor(level):
             return
         rank = getattr(rank_zero_only, "rank", 0)

@@ -43,13 +43,11 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
         buckets.setdefault((decay, lr_scale.get(key, 1.0)), []).append(p)
     unmatched = [k for k, n in matched.items() if n == 0]
     if unmatched:
-
         sample = ", ".join(n for n, _ in list(module.named_parameters())[:3])
         raise ConfigError(f"optimizer.lr_scale key(s) {unmatched} match no parameter name (names look like {sample}); "
                           "use a substring of the parameters to scale, e.g. condition_embedding")
     base_lr = _default_lr(optimizer_factory) if lr_scale else None
     if lr_scale and base_lr is None:
-
         raise ConfigError("optimizer.lr_scale needs the optimizer's lr (set optimizer.lr)")
     groups = []
     for (decay, factor), params in buckets.items():

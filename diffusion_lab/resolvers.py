@@ -42,7 +42,6 @@ def default_data_dir() -> str:
 
 
 def _hydra_cfg():
-
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 

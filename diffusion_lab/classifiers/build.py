@@ -61,7 +61,6 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
     layout = build_target(cfg, "classifier.mode")
     start = None
     if cfg.model.objective == "autoregressive":
-
         start = start_token_id(tokenizer)
     return GenerativeClassifier(
         **layout.build(cfg, tokenizer, num_classes), mode=clf_cfg.mode, layout=layout, num_classes=num_classes,
@@ -96,9 +95,6 @@ def load_classifier_run(run_dir, which: str = "best"):
     ``baselines`` maps ``discriminative`` (its own checkpoint under ``discriminative/``) and
     ``tfidf_lr`` (``tfidf_lr.npz``, plain arrays) to loaded models when the run trained them.
     """
-
-
-
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task.get("name") != "train_classifier":
@@ -107,7 +103,6 @@ def load_classifier_run(run_dir, which: str = "best"):
     label_names = None
     results = run_dir / "results.json"
     if results.exists():
-
         chosen = json.loads(results.read_text())
         label_names = chosen.get("label_names")
     num_classes = len(label_names) if label_names else cfg.dataset.get("num_classes", 2)

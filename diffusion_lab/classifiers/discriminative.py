@@ -64,5 +64,4 @@ class DiscriminativeClassifier(L.LightningModule):
         return logits.double(), None
 
     def configure_optimizers(self):
-
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

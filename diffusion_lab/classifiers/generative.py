@@ -157,7 +157,6 @@ class GenerativeClassifier(TokenThroughputMixin, L.LightningModule):
 
     # --- optimisation / state ------------------------------------------------------------------------
     def configure_optimizers(self):
-
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint):

@@ -58,7 +58,6 @@ def dataset_config(name_or_cfg, cfg: DictConfig) -> DictConfig:
     if not isinstance(name_or_cfg, str):
         return name_or_cfg
 
-
     overrides = [f"dataset={name_or_cfg}", f"data_dir={cfg.data_dir}"]
     searchpath = list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
     if searchpath:
@@ -72,7 +71,6 @@ def dataset_config(name_or_cfg, cfg: DictConfig) -> DictConfig:
 
 
 def _compose_dataset(compose, name: str, overrides: list[str]):
-
     try:
         return compose(config_name="config", overrides=overrides)
     except MissingConfigException:

@@ -185,5 +185,4 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
 
     def configure_optimizers(self):
-
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -173,12 +173,10 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
 
     def _record_samples(self):
-
         log_samples(self, self.last_samples, step=self.global_step)
 
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):
-
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
 
     # --- resume: the masking stream is part of the state -------------------------------------------

@@ -36,7 +36,6 @@ _REPORTED: set[tuple[str, tuple[str, ...]]] = set()  # (checkpoint, new weights)
 
 @contextlib.contextmanager
 def _quiet_transformers():
-
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # its per-tensor "Loading weights" bar repeats on every load

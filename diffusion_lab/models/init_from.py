@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 def lm_backbone_state(run_dir: str | Path, which: str = "best") -> tuple[dict, dict]:
     """``(backbone state_dict, LM tokenizer vocab)`` of a ``task=train_lm`` run."""
-
-
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task.get("name") != "train_lm":

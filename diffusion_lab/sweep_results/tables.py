@@ -97,7 +97,6 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def rich_table(rows: list[dict], title: str):
-
     table = Table(title=title, show_lines=False)
     cols = columns_of(rows)
     for col in cols:

@@ -48,7 +48,6 @@ def main_metric(cfg: DictConfig, jobs) -> str | None:
 
 
 def run(cfg: DictConfig) -> dict:
-
     dirs = run_dirs(cfg)
     out_dir = Path(cfg.task.out_dir) if cfg.task.get("out_dir") else dirs[0]
     out_dir.mkdir(parents=True, exist_ok=True)

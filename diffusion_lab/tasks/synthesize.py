@@ -78,7 +78,6 @@ def _val(result: dict, model: str) -> tuple[float, float]:
 
 
 def _generate(generators: dict, run_dir, cfg, label_names, round_index: int):
-
     key = str(run_dir)
     if key not in generators:
         generators[key] = ClassConditionalGenerator(run_dir)

@@ -219,8 +219,6 @@ def _texts(dm, split: str, window: bool = False) -> list[str]:
 
 
 def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
-
-
     texts = _texts(dm, split, window=not full_text)
     labels = [int(x) for x in dm.datasets[split]["label"]]
     log_probs, rate = tfidf.log_probs(texts)
