@@ -217,6 +217,7 @@ def validate(cfg: DictConfig) -> None:
         )
     _check_sample_length(cfg)
     _check_unlabelled_text(cfg)
+    _check_discriminative_pooling(cfg)
     _check_schedule_horizon(cfg)
     _check_pretrained_reachable(cfg)
     for section in ("masking", "sampler"):
@@ -250,6 +251,14 @@ def _check_unlabelled_text(cfg: DictConfig) -> None:
             "set data.lm_use_unsup=false, or train a language model on it first (task=train_lm) and start the "
             "classifier from that run with model.init_from=<run dir>"
         )
+
+
+def _check_discriminative_pooling(cfg: DictConfig) -> None:
+    """The twin's head is built after the generative model trains: a bad value must stop the run first."""
+    value = cfg.task.get("discriminative_pooling") if cfg.get("task") is not None else None
+    if value is not None and value not in ("auto", "mean", "last"):
+        raise ConfigError(f"task.discriminative_pooling={value!r}: allowed values are auto (last token for a causal "
+                          "LM, mean for an encoder), mean, last")
 
 
 def _check_schedule_horizon(cfg: DictConfig) -> None:

@@ -13,6 +13,10 @@ import math
 import pytest
 import torch
 
+from diffusion_lab.classifiers.build import build_discriminative
+from diffusion_lab.classifiers.discriminative import DiscriminativeClassifier
+from diffusion_lab.config_schema import validate
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.models.causal import CausalLMDenoiser, attention_pattern
 from tests.conftest import compose
 
@@ -130,10 +134,46 @@ def test_llama_autoregressive_generative_classifier_with_lora_runs(tiny_run, mod
     """The AR classifier layouts on a LLaMA backbone, LoRA chosen by config: exact log p(x | y), one pass per class."""
     results, out = tiny_run(["model=llama_tiny", "model.objective=autoregressive", "sampler=autoregressive",
                              "model.lora.r=4", "task=train_classifier", f"classifier={mode}", "task.val_draws=1",
-                             "eval.max_test=8", "task.baselines=[]"], mode)
+                             "eval.max_test=8", "task.baselines=[discriminative]"], mode)
     generative = results["models"]["generative"]
     assert generative["n"] == 8 and generative["forward_passes_per_example"] == 2
+    assert results["models"]["discriminative"]["n"] == 8 and not results["failed_models"]  # its last-token twin
     assert (out / "predictions.csv").exists()
+
+
+def test_the_discriminative_twin_of_a_causal_lm_reads_its_last_real_token():
+    """A causal LM's state at i has read tokens <= i only: the head reads the last real token (either padding
+    side), so a change anywhere in the text reaches it, and padding does not."""
+    ids, mask = batch()
+    clf = DiscriminativeClassifier(tiny("llama", objective="autoregressive"), 3, optimizer=None, pooling="last").eval()
+    hidden = clf.backbone.encode(ids, mask)
+    torch.testing.assert_close(clf(ids, mask), clf.head(hidden[[0, 1], [7, 5]]))
+    left_ids = torch.cat([torch.full((1, 2), PAD), ids[1:, :6]], 1)  # row 1 padded on the left instead
+    left_mask = torch.cat([torch.zeros(1, 2, dtype=mask.dtype), mask[1:, :6]], 1)
+    torch.testing.assert_close(clf(left_ids, left_mask)[0], clf.head(clf.backbone.encode(left_ids, left_mask)[0, -1]))
+    edited = ids.clone()
+    edited[:, 0] = (edited[:, 0] + 1) % VOCAB  # the first token: only the last state of a causal model sees it all
+    assert not torch.allclose(clf(edited, mask), clf(ids, mask))
+    with pytest.raises(ValueError, match="pooling='first': allowed values are mean, last"):
+        DiscriminativeClassifier(tiny(), 2, optimizer=None, pooling="first")
+
+
+class _Tokenizer:
+    pad_token_id = PAD
+
+    def __len__(self):
+        return VOCAB
+
+
+@pytest.mark.parametrize(("model", "objective", "expected"), [("llama_tiny", "autoregressive", "last"),
+                                                                ("llama_tiny", "diffusion", "mean"),
+                                                                ("roberta_tiny", "diffusion", "mean")])
+def test_auto_pooling_follows_the_backbones_attention(model, objective, expected, tmp_path):
+    cfg = compose([f"model={model}", f"model.objective={objective}", "task=train_classifier"], tmp_path)
+    assert cfg.task.discriminative_pooling == "auto"
+    assert build_discriminative(cfg, _Tokenizer(), 2).hparams.pooling == expected
+    with pytest.raises(ConfigError, match=r"task\.discriminative_pooling='cls': allowed values are auto"):
+        validate(compose([f"model={model}", "task=train_classifier", "task.discriminative_pooling=cls"], tmp_path))
 
 
 def test_a_wrong_or_missing_gguf_is_refused_by_name(tmp_path):
@@ -148,9 +188,6 @@ def test_a_wrong_or_missing_gguf_is_refused_by_name(tmp_path):
 
 
 def test_autoregressive_needs_a_causal_lm_config():
-    from diffusion_lab.config_schema import validate
-    from diffusion_lab.errors import ConfigError
-
     validate(compose(["model=llama_tiny", "model.objective=autoregressive"]))
     validate(compose(["model=qwen2_tiny", "model.objective=autoregressive"]))
     with pytest.raises(ConfigError, match="model=smollm2"):

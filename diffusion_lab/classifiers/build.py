@@ -82,10 +82,16 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
 
 
 def build_discriminative(cfg: DictConfig, tokenizer, num_classes: int) -> DiscriminativeClassifier:
+    """The twin on the same backbone config. ``task.discriminative_pooling``: ``auto`` pools the last real
+    token of a causal LM and the mean of an encoder; a run saved before the key existed pooled the mean."""
+    backbone = build_backbone(cfg, tokenizer)
+    pooling = str(cfg.task.get("discriminative_pooling", "mean"))
+    if pooling == "auto":
+        pooling = "last" if getattr(backbone, "causal", False) else "mean"
     return DiscriminativeClassifier(
-        backbone=build_backbone(cfg, tokenizer), num_classes=num_classes,
+        backbone=backbone, num_classes=num_classes,
         optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        score_precision=str(cfg.classifier.get("score_precision", "32")),
+        score_precision=str(cfg.classifier.get("score_precision", "32")), pooling=pooling,
     )
 
 
