@@ -46,14 +46,13 @@ def _hydra_cfg():
 
 
 def run_name() -> str:
-    """``<experiment or task>[,key=value,...]`` from the command-line overrides."""
+    """``<experiment or task>[,key=value,...]``: Hydra's ``hydra.job.override_dirname`` (the command-line
+    overrides, sorted, without ``hydra.job.config.override_dirname.exclude_keys``), cut to 120 characters."""
     hc = _hydra_cfg()
     if hc is None:
         return "diffusion_lab"
-    overrides = [o for o in hc.overrides.task if not o.startswith(("hydra.", "output_dir", "+experiment"))]
-    experiment = next((o.split("=", 1)[1] for o in hc.overrides.task if o.startswith("+experiment=")), None)
-    head = experiment or hc.runtime.choices.get("task", "run")
-    return ",".join([head, *overrides])[:120]
+    head = hc.runtime.choices.get("experiment") or hc.runtime.choices.get("task", "run")
+    return ",".join(part for part in (head, hc.job.override_dirname) if part)[:120]
 
 
 def in_multirun() -> bool:

@@ -83,3 +83,21 @@ def test_a_step_schedule_without_a_step_count_fails_at_start_up(task, tmp_path):
         validate(compose([*budget_only, "scheduler=warmup_cosine"], tmp_path))
     validate(compose([*budget_only, "scheduler=budget_triangle"], tmp_path))  # it decays over max_time
     validate(compose([f"task={task}", "trainer.max_steps=10", "trainer.max_epochs=-1", "scheduler=warmup_cosine"], tmp_path))
+
+
+def test_the_run_name_is_the_experiment_and_hydras_override_dirname(tmp_path):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from diffusion_lab.resolvers import run_name
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", return_hydra_config=True,
+                            overrides=["+experiment=quickstart", "seed=3", "model.backbone.hidden_size=32",
+                                       f"output_dir={tmp_path}", f"run_dir={tmp_path}"])
+    HydraConfig.instance().set_config(cfg)
+    try:  # sorted, experiment first, paths left out
+        assert run_name() == "quickstart,model.backbone.hidden_size=32,seed=3"
+    finally:
+        HydraConfig.instance().cfg = None
