@@ -6,6 +6,7 @@
 # $ROWS_DIR/<name>.json with the command, the wall time and `uptime` before and after.
 #   ONLY="lam0 lam1" bash experiments/bayes_dial/run.sh
 #   STEPS=100 TEST=500 ROWS_DIR=experiments/bayes_dial/pilot ONLY="lam0 lam1" bash experiments/bayes_dial/run.sh
+#   STEPS=100 TEST=300 VAL=200 ROWS_DIR=experiments/bayes_dial/pilot ONLY="lam1_k2" bash experiments/bayes_dial/run.sh
 # Sizing (step_cost.json, MiniLM, 16 windows of 128 tokens, 2 cores): 2.0 s a step at lambda 0, 7.3 s at 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,8 +37,10 @@ for name in $ONLY; do
     case $name in
         lam0) row lam0 classifier.bayes_weight=0 "task.baselines=[discriminative,tfidf_lr]" ;;
         lam0.1|lam0.3|lam1) row "$name" "classifier.bayes_weight=${name#lam}" "task.baselines=[]" ;;
+        lam*_k*) w=${name#lam}; row "$name" "classifier.bayes_weight=${w%_k*}" "classifier.bayes_draws=${name##*_k}" \
+                     "task.baselines=[]" ;;  # K draws for the term: its rows per step grow K-fold
         per_class_lam*) row "$name" classifier=per_class "classifier.bayes_weight=${name#per_class_lam}" \
                             classifier.num_draws=4 classifier.sequential=true classifier.stage_draws=2 "task.baselines=[]" ;;
-        *) echo "unknown row $name (lam0, lam0.1, lam0.3, lam1, per_class_lam<weight>)" >&2; exit 2 ;;
+        *) echo "unknown row $name (lam0, lam0.1, lam0.3, lam1, lam<weight>_k<draws>, per_class_lam<weight>)" >&2; exit 2 ;;
     esac
 done
