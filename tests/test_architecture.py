@@ -1,5 +1,5 @@
-"""The package's import graph (issue 36): no cycles, no function-local import of the package dodging one, and
-no mode name compared as a string. Static (AST) checks: fast, and exact for module-level imports."""
+"""The package's import graph (issue 36): no cycles, no function-local import of the package dodging one, no
+mode name compared as a string, no function over 60 lines. Static (AST) checks: fast, and exact for module-level imports."""
 
 import ast
 import re
@@ -85,3 +85,13 @@ def test_no_mode_name_is_compared_as_a_string():
     hits = [f"{p.relative_to(REPO)}:{i}" for p in PACKAGE.rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    """The review's size rule: a longer function is split into named steps (issue 36)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, long

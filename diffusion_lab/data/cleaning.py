@@ -153,6 +153,20 @@ def _training_budget(train: Rows, max_train, max_train_per_class, num_classes: i
     return train
 
 
+def _check_splits(splits: dict[str, Rows], label_names: list[str], dups: dict, source: str) -> None:
+    """Every split non-empty with known labels, every class in train: one error naming the cause."""
+    for split, rows in splits.items():
+        if not rows[0]:
+            leaked = {"validation": dups["validation_in_train"], "test": dups["test_in_train"]}.get(split, 0)
+            why = f" ({leaked} rows were exact copies of training texts)" if leaked else ""
+            raise ValueError(f"{source}: the {split} split is empty after cleaning{why}; check the input files and sizes")
+        check_labels(rows, label_names, split)
+    missing = sorted(set(range(len(label_names))) - set(splits["train"][1]))
+    if missing:
+        names = [label_names[i] for i in missing]
+        raise ValueError(f"{source}: classes {names} have no training examples; remove them from label_names or add data")
+
+
 def assemble_splits(
     train: Rows,
     test: Rows,
@@ -196,16 +210,7 @@ def assemble_splits(
     test, dups["test_in_train"] = drop_texts_in(shuffle_rows(test, seed), set(train[0]) | set(validation[0]))
     dups["total"] = sum(v for k, v in dups.items() if k != "total")
     train = _training_budget(train, max_train, max_train_per_class, len(label_names), seed, stats)
-    for split, rows in (("train", train), ("validation", validation), ("test", test)):
-        if not rows[0]:
-            leaked = {"validation": dups["validation_in_train"], "test": dups["test_in_train"]}.get(split, 0)
-            why = f" ({leaked} rows were exact copies of training texts)" if leaked else ""
-            raise ValueError(f"{source}: the {split} split is empty after cleaning{why}; check the input files and sizes")
-        check_labels(rows, label_names, split)
-    missing = sorted(set(range(len(label_names))) - set(train[1]))
-    if missing:
-        names = [label_names[i] for i in missing]
-        raise ValueError(f"{source}: classes {names} have no training examples; remove them from label_names or add data")
+    _check_splits({"train": train, "validation": validation, "test": test}, label_names, dups, source)
     stats.update(seed=seed, sizes={"train": len(train[0]), "validation": len(validation[0]), "test": len(test[0])})
     unsup_ds = None
     if unsup is not None:  # LM (pre)training text: never a copy of a validation or test text (a leak)

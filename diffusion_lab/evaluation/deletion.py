@@ -25,6 +25,16 @@ def _top_k(scores: Sequence[float], k: int) -> set[int]:
     return set(order[:k])
 
 
+def _random_orders(tokens: list[list[str]], seed: int) -> list[list[int]]:
+    """One seeded permutation per item, so random deletions are nested across k like the attributed ones."""
+    orders = []
+    for i, t in enumerate(tokens):
+        perm = list(range(len(t)))
+        random.Random(item_seed(seed, i)).shuffle(perm)
+        orders.append(perm)
+    return orders
+
+
 def deletion_curve(
     predict_proba: Callable[[list[list[str]]], torch.Tensor],
     tokens: list[list[str]],
@@ -71,23 +81,11 @@ def deletion_curve(
         "original_prob": float(p0[rows, pred].mean()),
         "original_accuracy": float((pred == y).double().mean()),
     }
-    # one seeded permutation per item, so random deletions are nested across k like the attributed ones
-    random_orders = []
-    for i, t in enumerate(tokens):
-        perm = list(range(len(t)))
-        random.Random(item_seed(seed, i)).shuffle(perm)
-        random_orders.append(perm)
+    random_orders = _random_orders(tokens, seed)
     curves = ["attributed", "random"] if baseline == "both" else [baseline]
     for name in curves:
-        probs, accs, cis = [], [], []
-        for k in ks:
-            if name == "attributed":
-                drops = [_top_k(a, k) for a in attributions]
-            else:
-                drops = [set(perm[:k]) for perm in random_orders]
-            p, a, ci = score([_delete(t, d) for t, d in zip(tokens, drops, strict=True)])
-            probs.append(p)
-            accs.append(a)
-            cis.append(ci)
-        out[name], out[f"{name}_accuracy"], out[f"{name}_ci95"] = probs, accs, cis
+        drops = {"attributed": lambda k: [_top_k(a, k) for a in attributions],
+                 "random": lambda k: [set(perm[:k]) for perm in random_orders]}[name]
+        scored = [score([_delete(t, d) for t, d in zip(tokens, drops(k), strict=True)]) for k in ks]
+        out[name], out[f"{name}_accuracy"], out[f"{name}_ci95"] = (list(column) for column in zip(*scored, strict=True))
     return out

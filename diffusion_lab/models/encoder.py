@@ -53,6 +53,44 @@ def _set_dropout(config, dropout: float) -> None:
             setattr(config, key, dropout)
 
 
+def _pretrained_mlm(pretrained: str, sha256: str | None, dropout: float | None):
+    """``(model, new weight names)``: a checkpoint's masked-LM in train mode, dropout set to ``dropout``
+    (None: the checkpoint's rates); the tensors it lacks (e.g. an MLM head) are logged once per process."""
+    if sha256:
+        check_weights_sha256(pretrained, sha256)
+    with _quiet_transformers():  # its loading table would repeat the list logged below
+        model, info = load_pretrained(AutoModelForMaskedLM, pretrained, output_loading_info=True)
+    model.train()  # from_pretrained returns eval mode, and Lightning keeps each module's mode
+    new_weights = sorted(info.get("missing_keys", []))
+    if new_weights:  # once per process: a sweep or a loop reloads the same checkpoint many times
+        report = log.debug if (str(pretrained), tuple(new_weights)) in _REPORTED else log.warning
+        _REPORTED.add((str(pretrained), tuple(new_weights)))
+        report("%s has no weights for %d tensors; initialised new: %s", pretrained, len(new_weights),
+               ", ".join(new_weights))
+    if dropout is not None:
+        _set_dropout(model.config, dropout)
+        for module in model.modules():  # the modules were built with the checkpoint's rates
+            if isinstance(module, torch.nn.Dropout):
+                module.p = dropout
+    return model, new_weights
+
+
+def _random_mlm(model_type: str, vocab_size: int, pad_token_id: int, position_pad_id: int, positions: int,
+                dropout: float | None, sizes: dict):
+    """A masked-LM of ``model_type`` at random init: ``sizes`` over the family's defaults, no bos/eos."""
+    specials = {"pad_token_id": position_pad_id, "bos_token_id": None, "eos_token_id": None}
+    config = AutoConfig.for_model(model_type, **{**specials, **sizes})
+    config.vocab_size = vocab_size
+    config.max_position_embeddings = positions
+    for key in ("cls_token_id", "sep_token_id"):  # defaults outside a small vocabulary
+        if getattr(config, key, None) is not None and getattr(config, key) >= vocab_size:
+            setattr(config, key, None)
+    _set_dropout(config, dropout or 0.0)
+    model = AutoModelForMaskedLM.from_config(config)
+    _set_word_padding(model, pad_token_id)
+    return model
+
+
 class EncoderDenoiser(Denoiser):
     """Any ``AutoModelForMaskedLM`` behind the ``Denoiser`` interface (see the module docstring)."""
 
@@ -78,36 +116,12 @@ class EncoderDenoiser(Denoiser):
                 "no causal LM head. Use model.objective=diffusion, or a causal LM (model=gpt2_tiny, llama_tiny, smollm2) for an "
                 "autoregressive model."
             )
-        self.new_weights: list[str] = []
         if pretrained:
-            if sha256:
-                check_weights_sha256(pretrained, sha256)
-            with _quiet_transformers():  # its loading table would repeat the list logged below
-                model, info = load_pretrained(AutoModelForMaskedLM, pretrained, output_loading_info=True)
-            model.train()  # from_pretrained returns eval mode, and Lightning keeps each module's mode
-            self.new_weights = sorted(info.get("missing_keys", []))
-            if self.new_weights:  # once per process: a sweep or a loop reloads the same checkpoint many times
-                report = log.debug if (str(pretrained), tuple(self.new_weights)) in _REPORTED else log.warning
-                _REPORTED.add((str(pretrained), tuple(self.new_weights)))
-                report("%s has no weights for %d tensors; initialised new: %s", pretrained,
-                       len(self.new_weights), ", ".join(self.new_weights))
-            if dropout is not None:
-                _set_dropout(model.config, dropout)
-                for module in model.modules():  # the modules were built with the checkpoint's rates
-                    if isinstance(module, torch.nn.Dropout):
-                        module.p = dropout
+            model, self.new_weights = _pretrained_mlm(pretrained, sha256, dropout)
         else:
             pad = pad_token_id if position_pad_id is None else position_pad_id
-            specials = {"pad_token_id": pad, "bos_token_id": None, "eos_token_id": None}
-            config = AutoConfig.for_model(model_type, **{**specials, **config_overrides})
-            config.vocab_size = vocab_size
-            config.max_position_embeddings = max_length + position_offset
-            for key in ("cls_token_id", "sep_token_id"):  # defaults outside a small vocabulary
-                if getattr(config, key, None) is not None and getattr(config, key) >= vocab_size:
-                    setattr(config, key, None)
-            _set_dropout(config, dropout or 0.0)
-            model = AutoModelForMaskedLM.from_config(config)
-            _set_word_padding(model, pad_token_id)
+            model, self.new_weights = _random_mlm(model_type, vocab_size, pad_token_id, pad,
+                                                  max_length + position_offset, dropout, config_overrides), []
         if model.get_input_embeddings().num_embeddings != vocab_size:
             model.resize_token_embeddings(vocab_size, mean_resizing=False)
         super().__init__(vocab_size, num_conditions, model.config.hidden_size)
