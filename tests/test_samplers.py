@@ -263,3 +263,27 @@ def test_keep_top_counts_per_row_and_tie_break():
         [False, True, True, False],
         [True, False, False, True],
     ]
+
+
+class _OnePerStep(Sampler):
+    """A new sampler is its ``step``: reveal the leftmost masked position greedily (the shared loop does
+    the canvas, the state of masked positions, the timing and the trajectory)."""
+
+    def step(self, point, canvas, state, run):
+        logits = run.logits(canvas)
+        rows = torch.arange(len(canvas))[state.any(1)]
+        where = state[rows].long().argmax(1)  # leftmost masked position of each row that has one
+        canvas[rows, where] = logits[rows, where].argmax(-1)
+        state[rows, where] = False
+        return canvas
+
+
+def test_a_sampler_written_as_one_step_runs_in_the_shared_loop():
+    net = FakeNet(fixed_table())
+    out = _OnePerStep(steps=LENGTH).sample(net, PROMPTS, LENGTH, MASK, [FORBIDDEN], return_trajectory=True)
+    assert net.calls == LENGTH and len(out.trajectory) == LENGTH + 1 and len(out.step_times) == LENGTH
+    assert not (out.tokens == MASK).any() and not (out.tokens == FORBIDDEN).any()  # forbidden ids at -inf
+    for row, prompt in enumerate(PROMPTS):
+        assert out.tokens[row, : len(prompt)].tolist() == prompt
+        masked_after = [int((t[row] == MASK).sum()) for t in out.trajectory]
+        assert masked_after == [max(LENGTH - len(prompt) - s, 0) for s in range(LENGTH + 1)]

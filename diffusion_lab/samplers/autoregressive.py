@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
 
 import torch
 
-from .base import DenoiseFn, SampleOutput, Sampler
-from .canvas import StepRecorder, initial_canvas
-from .token_choice import check_choice_args, choose_tokens, forbid
+from .base import Sampler
+from .token_choice import check_choice_args, choose_tokens
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +55,11 @@ class AutoregressiveSampler(Sampler):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, strategy={self.strategy!r})"
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: DenoiseFn,
-        prompt_ids: Sequence[Sequence[int]],
-        length: int,
-        mask_token_id: int,
-        forbidden_token_ids: Sequence[int] = (),
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        device: torch.device | str = "cpu",
-    ) -> SampleOutput:
+    def points(self, run):
+        """One step per position from the shortest prompt's end to the canvas end."""
+        return range(int(run.is_prompt.sum(dim=1).min()), run.is_prompt.shape[1])
+
+    def begin(self, canvas, run):
         if self.start_token_id is None:
             raise ValueError(
                 "AutoregressiveSampler needs start_token_id (the tokenizer's bos id, "
@@ -76,19 +67,15 @@ class AutoregressiveSampler(Sampler):
                 "It is the sampler of model.objective=autoregressive, whose module fills the id in; a "
                 "diffusion model needs a diffusion sampler (confidence, random_remask, ddpm_cache)"
             )
-        canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
-        start = torch.full_like(canvas[:, :1], int(self.start_token_id))
-        first = int(is_prompt.sum(dim=1).min())
-        recorder = StepRecorder(canvas, return_trajectory)
-        for position in range(first, length):
-            recorder.start()
-            prefix = torch.cat([start, canvas[:, :position]], dim=1)
-            logits = forbid(self.predict(denoise, prefix)[:, -1], mask_token_id, forbidden_token_ids)
-            chosen = choose_tokens(logits, self.strategy, self.temperature, self.top_k, self.top_p, generator)
-            free = ~is_prompt[:, position]
-            canvas[free, position] = chosen[free]
-            recorder.stop(canvas)
-        return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
+        return torch.full_like(canvas[:, :1], int(self.start_token_id))  # the start token, before every prefix
+
+    def step(self, point, canvas, state, run):
+        prefix = torch.cat([state, canvas[:, :point]], dim=1)
+        logits = run.logits(prefix)[:, -1]
+        chosen = choose_tokens(logits, self.strategy, self.temperature, self.top_k, self.top_p, run.generator)
+        free = ~run.is_prompt[:, point]
+        canvas[free, point] = chosen[free]
+        return canvas
 
 
 def as_autoregressive(sampler: Sampler | None, start_token_id: int) -> AutoregressiveSampler:

@@ -7,10 +7,13 @@ Every sampler takes a ``denoise`` callable ``(input_ids [B, L], attention_mask [
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+
+from .canvas import StepRecorder, initial_canvas
+from .token_choice import forbid
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -30,7 +33,8 @@ class SampleOutput:
 
 
 class Sampler(ABC):
-    """Base class. ``steps`` denoising steps; subclasses implement ``sample``.
+    """Base class. ``steps`` denoising steps; subclasses implement ``step`` (and ``begin`` / ``points``
+    where the default state, the masked positions, or the default steps 1..steps do not fit).
 
     ``name`` is stored and otherwise ignored: it lets a ``conf/sampler/*.yaml`` carry a ``name:`` key
     that ``hydra.utils.instantiate`` passes through (used for run names and plot legends).
@@ -56,7 +60,6 @@ class Sampler(ABC):
             )
         return logits.float()
 
-    @abstractmethod
     @torch.no_grad()
     def sample(
         self,
@@ -73,4 +76,43 @@ class Sampler(ABC):
 
         ``forbidden_token_ids`` (mask, pad, other specials) are never produced; the mask id is always
         forbidden. All randomness comes from ``generator`` (same seed, same output).
+
+        The loop every sampler shares: the canvas (prompt, then mask ids), ``begin`` (the sampler's
+        state), one ``step`` per entry of ``points``, each timed and recorded for the trajectory.
         """
+        canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
+        run = SamplingRun(denoise, mask_token_id, tuple(forbidden_token_ids), generator, is_prompt)
+        state = self.begin(canvas, run)
+        recorder = StepRecorder(canvas, return_trajectory)
+        for point in self.points(run):
+            recorder.start()
+            canvas = self.step(point, canvas, state, run)
+            recorder.stop(canvas)
+        return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
+
+    def begin(self, canvas: torch.Tensor, run: SamplingRun):
+        """The sampler's state before the first step (default: which positions are still masked)."""
+        return ~run.is_prompt
+
+    def points(self, run: SamplingRun) -> Iterable:
+        """What each step is given as ``point`` (default: the step number 1..steps)."""
+        return range(1, self.steps + 1)
+
+    @abstractmethod
+    def step(self, point, canvas: torch.Tensor, state, run: SamplingRun) -> torch.Tensor:
+        """One denoising step: the new canvas (``state`` may be updated in place)."""
+
+
+@dataclass
+class SamplingRun:
+    """What one ``sample`` call's steps share: the network, the ids, the random stream, the prompt."""
+
+    denoise: DenoiseFn
+    mask_token_id: int
+    forbidden_token_ids: tuple[int, ...]
+    generator: torch.Generator | None
+    is_prompt: torch.Tensor
+
+    def logits(self, canvas: torch.Tensor) -> torch.Tensor:
+        """The network's logits on ``canvas`` [B, L, V], with the mask and forbidden ids at -inf."""
+        return forbid(Sampler.predict(self.denoise, canvas), self.mask_token_id, self.forbidden_token_ids)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from types import SimpleNamespace
 
 import torch
 
-from .base import DenoiseFn, SampleOutput, Sampler
-from .canvas import StepRecorder, initial_canvas, keep_top
+from .base import Sampler
+from .canvas import keep_top
 from .schedules import check_schedule, masked_counts
-from .token_choice import check_choice_args, choose_tokens, forbid
+from .token_choice import check_choice_args, choose_tokens
 
 
 class ConfidenceSampler(Sampler):
@@ -51,44 +51,21 @@ class ConfidenceSampler(Sampler):
         self.strategy, self.temperature, self.top_k, self.top_p = strategy, temperature, top_k, top_p
         self.remask_low_confidence = bool(remask_low_confidence)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: DenoiseFn,
-        prompt_ids: Sequence[Sequence[int]],
-        length: int,
-        mask_token_id: int,
-        forbidden_token_ids: Sequence[int] = (),
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        device: torch.device | str = "cpu",
-    ) -> SampleOutput:
-        canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
-        masked = ~is_prompt
-        num_prompt, num_generated = is_prompt.sum(dim=1), masked.sum(dim=1)
-        recorder = StepRecorder(canvas, return_trajectory)
-        for step in range(1, self.steps + 1):
-            recorder.start()
-            num_revealed = num_generated - masked_counts(self.schedule, step, self.steps, num_generated)
-            if bool((num_revealed > (~masked & ~is_prompt).sum(dim=1)).any()):
-                canvas, masked = self._step(
-                    denoise,
-                    canvas,
-                    masked,
-                    is_prompt,
-                    num_prompt + num_revealed,
-                    mask_token_id,
-                    forbidden_token_ids,
-                    generator,
-                )
-            recorder.stop(canvas)
-        return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
+    def begin(self, canvas, run):
+        masked = ~run.is_prompt
+        return SimpleNamespace(masked=masked, prompt=run.is_prompt.sum(dim=1), generated=masked.sum(dim=1))
 
-    def _step(self, denoise, canvas, masked, is_prompt, keep_counts, mask_token_id, forbidden, generator):
-        logits = forbid(self.predict(denoise, canvas), mask_token_id, forbidden)
+    def step(self, point, canvas, state, run):
+        num_revealed = state.generated - masked_counts(self.schedule, point, self.steps, state.generated)
+        if bool((num_revealed > (~state.masked & ~run.is_prompt).sum(dim=1)).any()):
+            canvas, state.masked = self._step(canvas, state.masked, state.prompt + num_revealed, run)
+        return canvas
+
+    def _step(self, canvas, masked, keep_counts, run):
+        logits, is_prompt = run.logits(canvas), run.is_prompt
         candidate = canvas.clone()
         candidate[masked] = choose_tokens(
-            logits[masked], self.strategy, self.temperature, self.top_k, self.top_p, generator
+            logits[masked], self.strategy, self.temperature, self.top_k, self.top_p, run.generator
         )
         log_probs = torch.log_softmax(logits / self.temperature, dim=-1)
         confidence = log_probs.gather(-1, candidate[..., None]).squeeze(-1).double()
@@ -98,4 +75,4 @@ class ConfidenceSampler(Sampler):
         if not self.remask_low_confidence:
             confidence = confidence.masked_fill(revealed, float("inf"))
         keep = keep_top(confidence, keep_counts, prefer=~masked)
-        return torch.where(keep, candidate, torch.full_like(canvas, mask_token_id)), ~keep
+        return torch.where(keep, candidate, torch.full_like(canvas, run.mask_token_id)), ~keep

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from types import SimpleNamespace
 
-import torch
-
-from .base import DenoiseFn, SampleOutput, Sampler
-from .canvas import StepRecorder, initial_canvas
-from .token_choice import check_temperature, forbid, gumbel_argmax, uniform
+from .base import Sampler
+from .token_choice import check_temperature, gumbel_argmax, uniform
 
 
 class DDPMCacheSampler(Sampler):
@@ -48,29 +45,19 @@ class DDPMCacheSampler(Sampler):
         grid[-1] = 0.0
         return list(zip(grid[:-1], grid[1:], strict=True))
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: DenoiseFn,
-        prompt_ids: Sequence[Sequence[int]],
-        length: int,
-        mask_token_id: int,
-        forbidden_token_ids: Sequence[int] = (),
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        device: torch.device | str = "cpu",
-    ) -> SampleOutput:
-        canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
-        masked = ~is_prompt
-        recorder = StepRecorder(canvas, return_trajectory)
+    def points(self, run):
+        return self.times()
+
+    def begin(self, canvas, run):
         self.last_num_calls = 0
-        for t, s in self.times():
-            recorder.start()
-            unmask = masked & (uniform(canvas.shape, generator, canvas.device) < (t - s) / t)
-            if bool(unmask.any()):  # else the canvas stays as it is: no prediction needed (the cache)
-                logits = forbid(self.predict(denoise, canvas), mask_token_id, forbidden_token_ids)
-                self.last_num_calls += 1
-                canvas[unmask] = gumbel_argmax(logits[unmask] / self.temperature, generator)
-                masked = masked & ~unmask
-            recorder.stop(canvas)
-        return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
+        return SimpleNamespace(masked=~run.is_prompt)
+
+    def step(self, point, canvas, state, run):
+        t, s = point
+        unmask = state.masked & (uniform(canvas.shape, run.generator, canvas.device) < (t - s) / t)
+        if bool(unmask.any()):  # else the canvas stays as it is: no prediction needed (the cache)
+            logits = run.logits(canvas)
+            self.last_num_calls += 1
+            canvas[unmask] = gumbel_argmax(logits[unmask] / self.temperature, run.generator)
+            state.masked = state.masked & ~unmask
+        return canvas

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from types import SimpleNamespace
 
-import torch
-
-from .base import DenoiseFn, SampleOutput, Sampler
-from .canvas import StepRecorder, initial_canvas, keep_top
+from .base import Sampler
+from .canvas import keep_top
 from .schedules import check_schedule, masked_counts
-from .token_choice import check_choice_args, choose_tokens, forbid, uniform
+from .token_choice import check_choice_args, choose_tokens, uniform
 
 
 class RandomRemaskSampler(Sampler):
@@ -45,33 +43,19 @@ class RandomRemaskSampler(Sampler):
         check_choice_args(strategy, temperature, top_k, top_p)
         self.strategy, self.temperature, self.top_k, self.top_p = strategy, temperature, top_k, top_p
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: DenoiseFn,
-        prompt_ids: Sequence[Sequence[int]],
-        length: int,
-        mask_token_id: int,
-        forbidden_token_ids: Sequence[int] = (),
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        device: torch.device | str = "cpu",
-    ) -> SampleOutput:
-        canvas, is_prompt = initial_canvas(prompt_ids, length, mask_token_id, device)
-        masked = ~is_prompt  # tracked as a flag, not by comparing with the mask id
-        num_generated = masked.sum(dim=1)
-        recorder = StepRecorder(canvas, return_trajectory)
-        for step in range(1, self.steps + 1):
-            recorder.start()
-            target = masked_counts(self.schedule, step, self.steps, num_generated)
-            if bool((target < masked.sum(dim=1)).any()):
-                logits = forbid(self.predict(denoise, canvas), mask_token_id, forbidden_token_ids)
-                canvas[masked] = choose_tokens(
-                    logits[masked], self.strategy, self.temperature, self.top_k, self.top_p, generator
-                )
-                # random scores; positions outside M_s score -1 so they are never among the k_s re-masked
-                scores = uniform(canvas.shape, generator, canvas.device).masked_fill(~masked, -1.0)
-                masked = keep_top(scores, target)
-                canvas[masked] = mask_token_id
-            recorder.stop(canvas)
-        return SampleOutput(canvas, recorder.trajectory, recorder.step_times)
+    def begin(self, canvas, run):
+        masked = ~run.is_prompt  # tracked as a flag, not by comparing with the mask id
+        return SimpleNamespace(masked=masked, generated=masked.sum(dim=1))
+
+    def step(self, point, canvas, state, run):
+        target = masked_counts(self.schedule, point, self.steps, state.generated)
+        if bool((target < state.masked.sum(dim=1)).any()):
+            logits = run.logits(canvas)
+            canvas[state.masked] = choose_tokens(
+                logits[state.masked], self.strategy, self.temperature, self.top_k, self.top_p, run.generator
+            )
+            # random scores; positions outside M_s score -1 so they are never among the k_s re-masked
+            scores = uniform(canvas.shape, run.generator, canvas.device).masked_fill(~state.masked, -1.0)
+            state.masked = keep_top(scores, target)
+            canvas[state.masked] = run.mask_token_id
+        return canvas
