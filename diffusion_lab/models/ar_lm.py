@@ -26,25 +26,19 @@ Differences from ``DiffusionLM``, each on purpose:
 
 from __future__ import annotations
 
-import math
-
-import lightning as L
 import torch
-from torchmetrics.aggregation import SumMetric
 
-from diffusion_lab.logging_utils import log_samples
 from diffusion_lab.masking import real_tokens
 from diffusion_lab.models.ar_likelihood import ar_token_scores
 from diffusion_lab.models.ar_likelihood import start_token_id as tokenizer_start_token
 from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
-from diffusion_lab.models.throughput import TokenThroughputMixin
-from diffusion_lab.optim import configure_optimizers
+from diffusion_lab.models.lm_base import LanguageModel
 from diffusion_lab.samplers.autoregressive import as_autoregressive
 
 
-class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
+class AutoregressiveLM(LanguageModel):
     """Causal LM over a causal ``Denoiser`` (``backbone.causal``; ``CausalLMDenoiser`` with objective=autoregressive).
 
     Arguments are ``DiffusionLM``'s; ``start_token_id`` defaults to the tokenizer's bos (else eos).
@@ -81,18 +75,11 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
                 raise ValueError("AutoregressiveLM needs a tokenizer (for its start token) or start_token_id")
             start_token_id = tokenizer_start_token(tokenizer)
         self.save_hyperparameters(ignore=["backbone", "masking", "optimizer", "scheduler", "sampler", "tokenizer"])
-        self.backbone, self.prefix_keep = backbone, getattr(masking, "prefix_keep", 0)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.tokenizer = tokenizer
+        self._init_shared(backbone, optimizer, scheduler, tokenizer)
+        self.prefix_keep = getattr(masking, "prefix_keep", 0)
         self.sampler = as_autoregressive(sampler, start_token_id) if sampler is not None else None
-        self.val_nll_sum, self.val_tokens = SumMetric(), SumMetric()
-        self.val_nll_sum.set_dtype(torch.float64)
-        self.val_tokens.set_dtype(torch.float64)
-        self.last_samples: list[str] = []
 
     # --- model ---------------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask=None, condition=None):
-        return self.backbone(input_ids, attention_mask, condition=condition)
 
     def scored(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """The positions S that are scored: real tokens after the kept prefix (= DiffusionLM's maskable)."""
@@ -161,20 +148,7 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
         log_p = self.sequence_log_likelihood(ids, att, conditions=conditions)
         if conditions is not None:
             log_p = log_p[:, 0]
-        self.val_nll_sum.update(-log_p.sum())
-        self.val_tokens.update(self.scored(att).sum().double())
-
-    def on_validation_epoch_end(self):
-        nll = float(self.val_nll_sum.compute() / self.val_tokens.compute().clamp_min(1))
-        self.val_nll_sum.reset()
-        self.val_tokens.reset()
-        ppl = math.exp(min(nll, 50.0))
-        self.log_dict({"val/nll_per_token": nll, "val/bits_per_token": nll / math.log(2),
-                       "val/ppl": ppl, "val/ppl_bound": ppl}, sync_dist=True)
-        if self.sampler is not None and self.tokenizer is not None and not self.trainer.sanity_checking:
-            self.last_samples = self.generate([""] * self.hparams.num_samples, self.hparams.sample_length)
-
-            log_samples(self, self.last_samples, step=self.global_step)
+        self.record_validation(log_p, self.scored(att))
 
     # --- generation: left to right ----------------------------------------------------------------
     @torch.no_grad()
@@ -183,6 +157,3 @@ class AutoregressiveLM(TokenThroughputMixin, L.LightningModule):
         """Decode ``prompts`` into texts of ``length`` tokens (prompt included), one token per step."""
         sampler = as_autoregressive(sampler or self.sampler, self.hparams.start_token_id)
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
-
-    def configure_optimizers(self):
-        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -8,25 +8,19 @@ NLL per token, bits per token and perplexity bound. Samples are generated at eac
 
 from __future__ import annotations
 
-import math
-
-import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics.aggregation import SumMetric
 
 from diffusion_lab.likelihood import elbo_log_likelihood
-from diffusion_lab.logging_utils import log_samples
 from diffusion_lab.masking import MaskingSchedule, rate_buckets
 from diffusion_lab.models.conditions import draw_no_label, label_conditions, no_label_condition
 from diffusion_lab.models.denoiser import Denoiser
 from diffusion_lab.models.generation import generate_with_sampler
-from diffusion_lab.models.throughput import TokenThroughputMixin
-from diffusion_lab.optim import configure_optimizers
+from diffusion_lab.models.lm_base import LanguageModel
 from diffusion_lab.samplers.autoregressive import AutoregressiveSampler
 
 
-class DiffusionLM(TokenThroughputMixin, L.LightningModule):
+class DiffusionLM(LanguageModel):
     """Masked-diffusion LM over any ``Denoiser`` backbone.
 
     ``optimizer`` / ``scheduler`` are partials (Hydra ``_partial_: true``) called in
@@ -54,19 +48,12 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "masking", "optimizer", "scheduler", "sampler", "tokenizer"])
-        self.backbone, self.masking = backbone, masking
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.sampler, self.tokenizer = sampler, tokenizer
+        self._init_shared(backbone, optimizer, scheduler, tokenizer)
+        self.masking, self.sampler = masking, sampler
         # masking draws have their own generator so a resumed run continues the same stream
         self.mask_generator = torch.Generator().manual_seed(seed)
-        self.val_nll_sum, self.val_tokens = SumMetric(), SumMetric()
-        self.val_nll_sum.set_dtype(torch.float64)
-        self.val_tokens.set_dtype(torch.float64)
-        self.last_samples: list[str] = []
 
     # --- model ---------------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask=None, condition=None):
-        return self.backbone(input_ids, attention_mask, condition=condition)
 
     def _condition(self, batch):
         """Label dropout (``models.conditions``), drawn from the masking generator."""
@@ -143,23 +130,8 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
                                              score_mask=scored)
         if condition is not None:
             bound = bound[:, 0]
-        self.val_nll_sum.update(-bound.sum())
         maskable = self.masking.maskable(att)
-        self.val_tokens.update((maskable if scored is None else maskable & scored).sum().double())
-
-    def on_validation_epoch_end(self):
-        nll = float(self.val_nll_sum.compute() / self.val_tokens.compute().clamp_min(1))
-        self.val_nll_sum.reset()
-        self.val_tokens.reset()
-        self.log_dict({
-            "val/nll_per_token": nll,
-            "val/bits_per_token": nll / math.log(2),
-            "val/ppl_bound": math.exp(min(nll, 50.0)),
-        }, sync_dist=True)
-        if (self.sampler is not None and self.tokenizer is not None and self.hparams.num_samples > 0
-                and not self.trainer.sanity_checking):
-            self.last_samples = self.generate([""] * self.hparams.num_samples, self.hparams.sample_length)
-            self._record_samples()
+        self.record_validation(bound, maskable if scored is None else maskable & scored)
 
     # --- generation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -171,13 +143,6 @@ class DiffusionLM(TokenThroughputMixin, L.LightningModule):
             raise ValueError("sampler=autoregressive generates left to right with a causal model; a diffusion "
                              "model needs sampler=confidence, random_remask or ddpm_cache")
         return generate_with_sampler(self, sampler, prompts, length, seed, condition, return_output)
-
-    def _record_samples(self):
-        log_samples(self, self.last_samples, step=self.global_step)
-
-    # --- optimisation ---------------------------------------------------------------------------
-    def configure_optimizers(self):
-        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
 
     # --- resume: the masking stream is part of the state -------------------------------------------
     def on_save_checkpoint(self, checkpoint):
