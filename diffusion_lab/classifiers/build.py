@@ -10,6 +10,7 @@ the functions below for the prior (``label_frequency_prior`` / ``uniform_prior``
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections import Counter
@@ -63,22 +64,23 @@ def build_generative(cfg: DictConfig, tokenizer, num_classes: int, prior: list[f
     if cfg.model.objective == "autoregressive":
         start = start_token_id(tokenizer)
     return GenerativeClassifier(
-        **layout.build(cfg, tokenizer, num_classes), mode=clf_cfg.mode, layout=layout, num_classes=num_classes,
-        log_prior=prior, mask_token_id=tokenizer.mask_token_id, optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        start_token_id=start,
-        estimator=clf_cfg.estimator, num_draws=clf_cfg.num_draws, val_draws=cfg.task.val_draws,
-        adaptive_prune=clf_cfg.adaptive_prune, first_stage_draws=clf_cfg.first_stage_draws,
-        prune_margin=clf_cfg.prune_margin, uncond_prob=clf_cfg.uncond_prob, eval_seed=cfg.task.eval_seed,
-        seed=cfg.seed, sequential=clf_cfg.get("sequential", False), stop_z=clf_cfg.get("stop_z", 3.0),
-        stage_draws=clf_cfg.get("stage_draws"), infill_weight=clf_cfg.get("infill_weight", 0.0),
-        infill_mask_prob=clf_cfg.get("infill_mask_prob", 0.5),
-        infill_text=clf_cfg.get("infill_text", "noised"), hybrid_threshold=clf_cfg.get("hybrid_threshold", 0.9),
-        score_tokens=clf_cfg.get("score_tokens"), score_precision=str(clf_cfg.get("score_precision", "32")),
+        **layout.build(cfg, tokenizer, num_classes), **_constructor_options(clf_cfg), mode=clf_cfg.mode,
+        layout=layout, num_classes=num_classes, log_prior=prior, mask_token_id=tokenizer.mask_token_id,
+        optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        start_token_id=start, val_draws=cfg.task.val_draws, eval_seed=cfg.task.eval_seed, seed=cfg.seed,
         estimators=OmegaConf.to_container(table(cfg, "classifier.estimator"), resolve=True),
-        bayes_weight=float(clf_cfg.get("bayes_weight", 0.0)),
-        bayes_draws=int(clf_cfg.get("bayes_draws", 1)),
     )
+
+
+def _constructor_options(clf_cfg: DictConfig) -> dict:
+    """The ``classifier.*`` keys ``GenerativeClassifier`` takes, as configured; a key a run saved before it
+    existed takes the constructor's default. The others (``prior``, ``auto_*``) are read by the tasks."""
+    takes = inspect.signature(GenerativeClassifier.__init__).parameters
+    options = {k: v for k, v in OmegaConf.to_container(clf_cfg, resolve=True).items()
+               if k in takes and k not in ("mode", "layout")}
+    if "score_precision" in options:  # "32" or bf16; a YAML 32 is an int
+        options["score_precision"] = str(options["score_precision"])
+    return options
 
 
 def build_discriminative(cfg: DictConfig, tokenizer, num_classes: int) -> DiscriminativeClassifier:
