@@ -6,6 +6,8 @@
 - ``nucleus``: a draw from the smallest set of most likely tokens whose probability reaches ``top_p``
                (the most likely token is always kept)
 
+The top-k and nucleus filters are transformers' logits warpers (``TopKLogitsWarper``, ``TopPLogitsWarper``).
+
 Forbidden ids (the mask id, specials) get logit -inf before any of this, so no strategy can pick them.
 Draws use the Gumbel-max trick in float64: float32 Gumbel noise truncates the tail and acts like a
 lower temperature (Zheng et al. 2024, "Masked diffusion models are secretly time-agnostic ...").
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from transformers import TopKLogitsWarper, TopPLogitsWarper
 
 STRATEGIES = ("greedy", "top_k", "nucleus", "sample")
 
@@ -62,21 +65,6 @@ def gumbel_argmax(logits: torch.Tensor, generator: torch.Generator | None) -> to
     return (logits.double() + gumbel).argmax(dim=-1)
 
 
-def filter_top_k(logits: torch.Tensor, top_k: int) -> torch.Tensor:
-    k = min(top_k, logits.shape[-1])
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
-
-
-def filter_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    # drop a token when the tokens before it already reach top_p; the first token always stays
-    drop_sorted = (torch.cumsum(probs, dim=-1) - probs) >= top_p
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
-
-
 def choose_tokens(
     logits: torch.Tensor,
     strategy: str,
@@ -89,8 +77,8 @@ def choose_tokens(
     if strategy == "greedy":
         return logits.argmax(dim=-1)
     scaled = logits / temperature
-    if strategy == "top_k":
-        scaled = filter_top_k(scaled, top_k)
+    if strategy == "top_k":  # transformers' own filters (checked equal to the ones they replaced)
+        scaled = TopKLogitsWarper(top_k)(None, scaled)
     elif strategy == "nucleus":
-        scaled = filter_nucleus(scaled, top_p)
+        scaled = TopPLogitsWarper(top_p)(None, scaled)
     return gumbel_argmax(scaled, generator)
