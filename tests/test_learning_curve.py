@@ -81,3 +81,27 @@ def test_the_recipe_runs_as_a_multirun_and_report_draws_one_line_per_model(tmp_p
     assert set(report["swept_keys"]) == {"dataset.max_train_per_class", "seed"}
     assert (sweep / "accuracy_by_model_vs_dataset.max_train_per_class.png").is_file()
     assert "discriminative/accuracy" in (sweep / "report_seeds.csv").read_text().splitlines()[0]
+
+
+def test_the_driver_records_a_row_once_and_skips_it_after(tmp_path):
+    """experiments/learning_curve/run.sh (through experiments/run_row.sh, shared by the study drivers): a row's
+    results.json lands in ROWS_DIR with its command, wall time and uptime; a second run skips the committed row."""
+    rows = tmp_path / "rows"
+    tiny = [o for o in TINY if not o.startswith(("callbacks=", "trainer.max_epochs", "dataset.num_train"))]
+    extra = ["tokenizer=bpe", "model=roberta_tiny", *tiny, "callbacks.progress_bar=null", "dataset.num_train=200",
+             "data.max_length=16", "eval.max_test=16", "task.scale_steps.min_steps=2", "task.scale_steps.max_steps=2",
+             "classifier.num_draws=1", "classifier.sequential=false", "task.baselines=[tfidf_lr]",
+             f"eval.test_ledger={tmp_path / 'ledger.jsonl'}"]
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "DATASET": "synthetic_sentiment", "NS": "4", "SEEDS": "0", "EXTRA": " ".join(extra),
+           "ROWS_DIR": str(rows), "RUNS": str(tmp_path / "runs")}
+    driver = ["bash", "experiments/learning_curve/run.sh"]
+    proc = subprocess.run(driver, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    row = json.loads((rows / "synthetic_sentiment_n4_s0.json").read_text())
+    assert set(row["models"]) >= {"generative", "tfidf_lr"} and row["dataset_stats"]["max_train_per_class"] == 4
+    assert row["study"]["command"].startswith("python -m diffusion_lab +experiment=learning_curve")
+    assert "load average" in row["study"]["uptime_before"] and row["study"]["wall_s"] >= 0
+    assert "test_access" not in row  # the ledger's path is this machine's
+    again = subprocess.run(driver, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "skip" in again.stdout and len(list((tmp_path / "runs").iterdir())) == 1

@@ -19,18 +19,14 @@ ROWS_DIR=${ROWS_DIR:-experiments/bayes_dial/rows}
 RUNS=${RUNS:-experiments/bayes_dial/runs}
 ONLY=${ONLY:-lam0 lam0.1 lam0.3 lam1}
 
+source experiments/run_row.sh
 row() {  # row NAME OVERRIDES...
     local name=$1; shift
     local suffix=""; [ "$SEED" != 0 ] && suffix="_seed$SEED"
-    local record="$ROWS_DIR/$name$suffix.json"
-    if [ -f "$record" ]; then echo "skip $name$suffix: $record exists"; return; fi
-    local out="$RUNS/$name$suffix-$(date +%Y%m%d-%H%M%S)"  # a fresh directory: the run guard refuses a used one
-    local args=(+experiment=imdb_gen_clf_cpu "trainer.max_steps=$STEPS" "trainer.val_check_interval=$STEPS"
-                "eval.max_test=$TEST" "data.max_val=$VAL" "seed=$SEED" logger=csv "$@" "hydra.run.dir=$out")
-    local before; before=$(uptime); local started; started=$(date +%s)
-    python -m diffusion_lab "${args[@]}"
-    mkdir -p "$ROWS_DIR"
-    python experiments/record_row.py "$out/results.json" "$record" "$before" "$(uptime)" "$(( $(date +%s) - started ))" "${args[*]}"
+    # a fresh run directory every time: the run guard refuses a used one
+    run_row "$ROWS_DIR/$name$suffix.json" "$RUNS/$name$suffix-$(date +%Y%m%d-%H%M%S)" +experiment=imdb_gen_clf_cpu \
+        "trainer.max_steps=$STEPS" "trainer.val_check_interval=$STEPS" "eval.max_test=$TEST" "data.max_val=$VAL" \
+        "seed=$SEED" logger=csv "$@"
 }
 
 for name in $ONLY; do

@@ -10,12 +10,6 @@ cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
 ROWS_DIR=${ROWS_DIR:-experiments/bayes_dial/rows}
 RUNS=${RUNS:-experiments/bayes_dial/runs}
+source experiments/run_row.sh
 name=$1; run=$2; shift 2
-record="$ROWS_DIR/$name.json"
-if [ -f "$record" ]; then echo "skip $name: $record exists"; exit 0; fi
-out="$RUNS/$name-$(date +%Y%m%d-%H%M%S)"   # a fresh directory: the run guard refuses a used one
-args=(task=score "run_dir=$run" score.split=test "$@" "hydra.run.dir=$out")
-before=$(uptime); started=$(date +%s)
-python -m diffusion_lab "${args[@]}"
-mkdir -p "$ROWS_DIR"
-python experiments/record_row.py "$out/results.json" "$record" "$before" "$(uptime)" "$(( $(date +%s) - started ))" "${args[*]}"
+run_row "$ROWS_DIR/$name.json" "$RUNS/$name-$(date +%Y%m%d-%H%M%S)" task=score "run_dir=$run" score.split=test "$@"

@@ -17,18 +17,12 @@ TAG=${TAG:-}
 ROWS_DIR=${ROWS_DIR:-experiments/learning_curve/rows}
 RUNS=${RUNS:-experiments/learning_curve/runs}
 
+source experiments/run_row.sh
 for seed in $SEEDS; do
   for n in $NS; do
     name="${DATASET}${TAG:+_$TAG}_n${n}_s${seed}"
-    record="$ROWS_DIR/$name.json"
-    if [ -f "$record" ]; then echo "skip $name: $record exists"; continue; fi
-    out="$RUNS/$name-$(date +%Y%m%d-%H%M%S)"   # a fresh directory: the run guard refuses a used one
-    # shellcheck disable=SC2206
-    args=(+experiment=learning_curve "dataset=$DATASET" "dataset.max_train_per_class=$n" "seed=$seed" logger=csv
-          $EXTRA "hydra.run.dir=$out")
-    before=$(uptime); started=$(date +%s)
-    python -m diffusion_lab "${args[@]}"
-    mkdir -p "$ROWS_DIR"
-    python experiments/record_row.py "$out/results.json" "$record" "$before" "$(uptime)" "$(( $(date +%s) - started ))" "${args[*]}"
+    # shellcheck disable=SC2086
+    run_row "$ROWS_DIR/$name.json" "$RUNS/$name-$(date +%Y%m%d-%H%M%S)" +experiment=learning_curve \
+        "dataset=$DATASET" "dataset.max_train_per_class=$n" "seed=$seed" logger=csv $EXTRA
   done
 done
