@@ -15,9 +15,8 @@ import copy
 import json
 from pathlib import Path
 
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
-
-from diffusion_lab.tasks import train_classifier
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -50,10 +49,9 @@ def inner_config(cfg: DictConfig, out_dir: Path, train_path: Path, real, max_ste
 
 def train_inner(cfg: DictConfig, out_dir: Path, train_path: Path, real, max_steps: int | None = None) -> dict:
     """Train one classifier; returns its validation-only results (``optimizer_steps``, ``validation``)."""
-
     sub = inner_config(cfg, out_dir, train_path, real, max_steps)
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sub, out_dir / "config_resolved.yaml", resolve=True)
-    result = train_classifier.run(sub)
+    result = get_method(sub.task.run)(sub)  # the task the sub-config names (train_classifier): no import upward
     saved = out_dir / "results.json"
     return json.loads(saved.read_text()) if saved.exists() else result
