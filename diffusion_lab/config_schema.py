@@ -26,7 +26,7 @@ from omegaconf.errors import ValidationError
 
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.hub import OFFLINE_HINT, hub_endpoint, hub_offline, hub_reachable
-from diffusion_lab.optim import _takes
+from diffusion_lab.optim import takes_argument
 from diffusion_lab.targets import check_names
 
 #: ``classifier.score_precision``: float32 scoring, or the backbone under bfloat16 autocast
@@ -271,7 +271,7 @@ def _check_schedule_horizon(cfg: DictConfig) -> None:
     if trainer.get("max_steps", -1) != -1 or trainer.get("max_epochs") != -1:
         return
 
-    if not _takes(instantiate(scheduler), "trainer"):
+    if not takes_argument(instantiate(scheduler), "trainer"):
         raise ConfigError(
             f"scheduler {scheduler.get('_target_')} decays over a number of steps, but trainer.max_steps=-1 and "
             "trainer.max_epochs=-1 give none; set trainer.max_steps, or use scheduler=budget_triangle with "

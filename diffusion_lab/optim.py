@@ -61,7 +61,7 @@ def configure_optimizers(module, optimizer_factory, scheduler_factory=None):
     if scheduler_factory is None:
         return optimizer
     total = module.trainer.estimated_stepping_batches
-    extra = {"trainer": module.trainer} if _takes(scheduler_factory, "trainer") else {}
+    extra = {"trainer": module.trainer} if takes_argument(scheduler_factory, "trainer") else {}
     if total == float("inf"):  # max_steps=-1, max_epochs=-1: only trainer.max_time ends the run
         if not extra:
             raise ValueError("the LR schedule needs a step count, but trainer.max_steps=-1 and trainer.max_epochs=-1; "
@@ -107,7 +107,8 @@ def warmup_cosine(optimizer, num_training_steps: int, warmup_fraction: float = 0
     )
 
 
-def _takes(fn, name: str) -> bool:
+def takes_argument(fn, name: str) -> bool:
+    """Whether ``fn`` (a partial, a class, a function) accepts a keyword ``name``; False if unknowable."""
     try:
         return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):

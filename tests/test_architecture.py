@@ -94,3 +94,12 @@ def test_no_function_is_longer_than_sixty_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
     assert not long, long
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A ``_name`` is its module's own: a second user moves it to a public home (issue 36)."""
+    hits = [f"{p.relative_to(REPO)}: {node.module}.{a.name}" for p in PACKAGE.rglob("*.py")
+            for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("diffusion_lab")
+            for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not hits, hits

@@ -32,6 +32,8 @@ from diffusion_lab.targets import build_target, table
 log = get_logger(__name__)
 #: the tfidf_lr baseline's file in a classifier run (plain arrays, ``TfidfLogReg.save``)
 TFIDF_FILE = "tfidf_lr.npz"
+#: the baselines a classifier run may train beside the generative model (task.baselines), in this order
+BASELINES = ("discriminative", "tfidf_lr")
 
 
 def label_frequency_prior(train_labels, num_classes: int) -> list[float]:

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+
+from diffusion_lab.classifiers.predict import Predictions
 
 
 class TfidfLogReg:
@@ -90,3 +93,15 @@ class TfidfLogReg:
         names = self.vectorizer.get_feature_names_out()
         coef = self.model.coef_[0] if self.model.coef_.shape[0] == 1 else np.abs(self.model.coef_).max(0)
         return {w: float(c) for w, c in zip(names, coef, strict=True) if " " not in w}
+
+
+def reads_full_text(cfg, dm) -> bool:
+    """TF-IDF reads whole documents with ``task.tfidf_full_text`` or whenever the models read every window."""
+    return bool(cfg.task.get("tfidf_full_text", False) or dm.long_text == "windows")
+
+
+def tfidf_predictions(tfidf: TfidfLogReg, dm, split: str, full_text: bool) -> Predictions:
+    """The baseline's ``Predictions`` on ``split`` of ``dm`` (its texts, or the models' token windows)."""
+    log_probs, rate = tfidf.log_probs(dm.split_texts(split, window=not full_text))
+    labels = [int(x) for x in dm.datasets[split]["label"]]
+    return Predictions(torch.tensor(log_probs, dtype=torch.float64), torch.tensor(labels), rate, 0.0)

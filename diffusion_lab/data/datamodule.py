@@ -196,6 +196,14 @@ class TextDataModule(L.LightningDataModule):
             self.datasets["train"] = concatenate_datasets([self.datasets["train"], self.datasets["unsup"]])
 
     # ---- loaders --------------------------------------------------------------------------------
+    def split_texts(self, split: str, window: bool = False) -> list[str]:
+        """The split's texts in model order; ``window``: only what the models see (the token window, decoded)."""
+        ds = self.datasets[split]
+        if window:
+            return self.tokenizer.batch_decode([list(map(int, ids)) for ids in ds["input_ids"]],
+                                               skip_special_tokens=True)
+        return list(ds["text"])
+
     def window_stats(self, split: str) -> dict:
         """The window policy and how many documents of ``split`` were longer than one window: counted on
         the documents' token counts before truncation (``full_length``), so ``truncate`` reports what it cut."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from rich.console import Console
 
+from diffusion_lab.classifiers.build import BASELINES
 from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.results_table import (
     COLUMNS,
@@ -45,13 +46,13 @@ from diffusion_lab.classifiers.saved_run import (
     saved_results,
     scoring_config,
 )
+from diffusion_lab.classifiers.tfidf import reads_full_text, tfidf_predictions
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.evaluation.data import dataset_config
 from diffusion_lab.logging_utils import get_logger
 from diffusion_lab.resolvers import in_multirun
 from diffusion_lab.rich_utils import metrics_table
 from diffusion_lab.runs import load_run_config, write_results
-from diffusion_lab.tasks.train_classifier import BASELINES, _texts, _tfidf_full_text, _tfidf_preds
 from diffusion_lab.test_ledger import record_run
 
 log = get_logger(__name__)
@@ -77,7 +78,7 @@ def _predicted(readout: str, draws: bool) -> Callable:
 
 
 def _tfidf(model, data: ScoreData, split: str, seed: int, options: dict):
-    return _tfidf_preds(model, data.dm, split, _tfidf_full_text(data.run_cfg, data.dm))
+    return tfidf_predictions(model, data.dm, split, reads_full_text(data.run_cfg, data.dm))
 
 
 READOUTS = {
@@ -171,12 +172,13 @@ def run(cfg: DictConfig) -> dict:
     if split == "test":  # the run's configuration with the scoring options used: re-scoring it as trained is
         scored_cfg = run_cfg.copy()  # the same configuration in the ledger, new options a new one
         scored_cfg.classifier = clf_cfg
-        results.update(record_run(cfg, task="score", config=scored_cfg, dataset=data.name, texts=_texts(data.dm, split),
+        results.update(record_run(cfg, task="score", config=scored_cfg, dataset=data.name,
+                                  texts=data.dm.split_texts(split),
                                   labels=[int(y) for y in data.dm.datasets[split]["label"]], run=out,
                                   metrics={m: v["accuracy"] for m, v in results["models"].items()}))
     results["wall_s"] = time.time() - started
     write_results(out, results)
-    write_predictions(out / "predictions.csv", _texts(data.dm, split), scored, list(data.dm.label_names))
+    write_predictions(out / "predictions.csv", data.dm.split_texts(split), scored, list(data.dm.label_names))
     Console(width=200).print(metrics_table(f"{split} of {data.name} ({run_dir})", results["models"], COLUMNS))
     return results
 

@@ -12,15 +12,20 @@ import time
 from pathlib import Path
 
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from diffusion_lab.builders import build_datamodule, build_trainer, unigram_init
-from diffusion_lab.classifiers.build import TFIDF_FILE, build_discriminative, build_generative, log_prior
+from diffusion_lab.classifiers.build import (
+    BASELINES,
+    TFIDF_FILE,
+    build_discriminative,
+    build_generative,
+    log_prior,
+)
 from diffusion_lab.classifiers.draws import resolve_num_draws, resolve_stop_z
-from diffusion_lab.classifiers.predict import Predictions, predict
+from diffusion_lab.classifiers.predict import predict
 from diffusion_lab.classifiers.results_table import discordant_against, mcnemar_against, model_metrics, render
-from diffusion_lab.classifiers.tfidf import TfidfLogReg
+from diffusion_lab.classifiers.tfidf import TfidfLogReg, reads_full_text, tfidf_predictions
 from diffusion_lab.evaluation.models import generative_readout
 from diffusion_lab.logging_utils import wandb_logger
 from diffusion_lab.metrics.classification import classification_metrics
@@ -31,7 +36,6 @@ from diffusion_lab.tasks.train_lm import resume_target
 from diffusion_lab.test_ledger import record_run
 
 log = logging.getLogger(__name__)
-BASELINES = ("discriminative", "tfidf_lr")
 
 
 def _fit_best(cfg, module, dm, out: Path, ckpt_path: str | None = None, **trainer_overrides):
@@ -102,7 +106,7 @@ def run(cfg: DictConfig) -> dict:
                "wall_s": time.time() - started}
     results.update(test_access(cfg, out, dm, results["models"]))
     write_results(out, results)
-    render(out, results, val_preds, test_preds, _texts(dm, "test"), dm.label_names, wandb_logger(trainer))
+    render(out, results, val_preds, test_preds, dm.split_texts("test"), dm.label_names, wandb_logger(trainer))
     if cfg.eval.get("after_training"):  # the evaluation suite (task=evaluate) on this finished run
         evaluate_run(out, cfg, out)
     return {**results, "val/clf_nll": float(trainer.callback_metrics.get("val/clf_nll", float("nan")))}
@@ -178,7 +182,7 @@ def _results(cfg, clf, dm, score: dict, val_preds: dict, test_preds: dict, steps
         **({"auto_stage_draws": clf.auto_stage_tables} if hasattr(clf, "auto_stage_tables") else {}),
         "model": cfg.model.name, "max_length": cfg.data.max_length,
         "windows": {split: dm.window_stats(split) for split in ("train", "validation", "test")},
-        "tfidf_input": ("full text" if _tfidf_full_text(cfg, dm) else "token window") if "tfidf_lr" in test_preds else None,
+        "tfidf_input": ("full text" if reads_full_text(cfg, dm) else "token window") if "tfidf_lr" in test_preds else None,
         "duplicates_removed": dm.splits.stats.get("duplicates_removed"), "dataset_stats": dm.splits.stats,
         "label_names": dm.label_names,
     }
@@ -194,42 +198,23 @@ def _fit_discriminative(cfg, dm, out: Path, num_classes: int, steps: int, ckpt_p
     return predict(disc, dm.dataloader("validation")), predict(disc, dm.dataloader("test"))
 
 
-def _tfidf_full_text(cfg, dm) -> bool:
-    return bool(cfg.task.get("tfidf_full_text", False) or dm.long_text == "windows")  # whole documents for all
-
-
 def _fit_tfidf(cfg, dm, out: Path, num_classes: int, steps: int, ckpt_path):
     """TF-IDF + logistic regression, C chosen on validation; saved as plain arrays for task=evaluate."""
-    full = _tfidf_full_text(cfg, dm)
-    tfidf = TfidfLogReg(seed=cfg.seed).fit(_texts(dm, "train", not full), dm.datasets["train"]["label"],
-                                           _texts(dm, "validation", not full), dm.datasets["validation"]["label"])
+    full = reads_full_text(cfg, dm)
+    tfidf = TfidfLogReg(seed=cfg.seed).fit(dm.split_texts("train", not full), dm.datasets["train"]["label"],
+                                           dm.split_texts("validation", not full), dm.datasets["validation"]["label"])
     tfidf.save(out / TFIDF_FILE)
-    return _tfidf_preds(tfidf, dm, "validation", full), _tfidf_preds(tfidf, dm, "test", full)
+    return tfidf_predictions(tfidf, dm, "validation", full), tfidf_predictions(tfidf, dm, "test", full)
 
 
 BASELINE_FITS = {"discriminative": _fit_discriminative, "tfidf_lr": _fit_tfidf}
-
-
-def _texts(dm, split: str, window: bool = False) -> list[str]:
-    """The split's texts in model order; ``window``: only what the models see (the token window)."""
-    ds = dm.datasets[split]
-    if window:
-        return dm.tokenizer.batch_decode([list(map(int, ids)) for ids in ds["input_ids"]], skip_special_tokens=True)
-    return list(ds["text"])
-
-
-def _tfidf_preds(tfidf, dm, split: str, full_text: bool):
-    texts = _texts(dm, split, window=not full_text)
-    labels = [int(x) for x in dm.datasets[split]["label"]]
-    log_probs, rate = tfidf.log_probs(texts)
-    return Predictions(torch.tensor(log_probs, dtype=torch.float64), torch.tensor(labels), rate, 0.0)
 
 
 def test_access(cfg, out: Path, dm, models: dict) -> dict:
     """This scoring of the test split in the ledger (``test_ledger.record_run``): ``test_access`` (the ledger
     line's counts) and ``test_configurations`` (distinct configurations that have scored these test items)."""
     return record_run(cfg, task=str(cfg.task.name), config=cfg, dataset=str(cfg.dataset.get("name")),
-                      texts=_texts(dm, "test"), labels=[int(y) for y in dm.datasets["test"]["label"]], run=out,
+                      texts=dm.split_texts("test"), labels=[int(y) for y in dm.datasets["test"]["label"]], run=out,
                       metrics={m: v["accuracy"] for m, v in models.items()})
 
 
