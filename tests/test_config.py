@@ -53,6 +53,7 @@ def _cli(*args, tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_bad_value_is_one_line_before_any_work(tmp_path):
     proc = _cli("sampler.steps=-3", tmp_path=tmp_path)
     assert proc.returncode == 2
@@ -60,12 +61,14 @@ def test_cli_bad_value_is_one_line_before_any_work(tmp_path):
     assert not (Path(tmp_path) / "tokenizer").exists()  # stopped before any data or model work
 
 
+@pytest.mark.slow
 def test_cli_unknown_option_lists_the_valid_ones(tmp_path):
     proc = _cli("sampler=nonexistent", tmp_path=tmp_path)
     assert proc.returncode != 0
     assert "confidence" in proc.stderr and "ddpm_cache" in proc.stderr
 
 
+@pytest.mark.slow
 def test_pretrained_experiment_offline_stops_at_once_naming_the_options(tmp_path):
     import os
 

@@ -89,6 +89,7 @@ def test_one_gpu_ddp_trains_and_scores_on_cuda(tiny_run, monkeypatch):
     assert res["status"] == "finished" and seen and set(seen) == {"cuda"}
 
 
+@pytest.mark.slow
 def test_one_process_ddp_uses_a_plain_shuffled_loader(tmp_path):
     """trainer=ddp_cpu trainer.devices=1: Lightning injects a DistributedSampler under any parallel strategy,
     which the length-bucketing batch sampler cannot take (it failed with 'len() of unsized object'); the

@@ -51,6 +51,7 @@ def test_scaled_schedule_grows_with_the_training_set_within_floor_and_cap():
     assert scaled_schedule(compose(["task=train_classifier"]), 64) == {}  # off by default
 
 
+@pytest.mark.slow
 def test_the_recipe_runs_as_a_multirun_and_report_draws_one_line_per_model(tmp_path):
     """Tiny models on the synthetic data, n in {4, 8} x seeds {0, 1}: every job trains the three models on
     its n per class, scores the test items (counted in the ledger), and the report has the curve."""
@@ -83,6 +84,7 @@ def test_the_recipe_runs_as_a_multirun_and_report_draws_one_line_per_model(tmp_p
     assert "discriminative/accuracy" in (sweep / "report_seeds.csv").read_text().splitlines()[0]
 
 
+@pytest.mark.slow
 def test_the_driver_records_a_row_once_and_skips_it_after(tmp_path):
     """experiments/learning_curve/run.sh (through experiments/run_row.sh, shared by the study drivers): a row's
     results.json lands in ROWS_DIR with its command, wall time and uptime; a second run skips the committed row."""

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -10,6 +12,7 @@ def _run(args, cwd, env=None):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_config_tree_and_runs(tmp_path):
     import os
 
@@ -28,6 +31,7 @@ def test_wheel_ships_the_config_tree_and_runs(tmp_path):
     assert str(target) in where.stdout  # the wheel's copy, not the checkout
 
 
+@pytest.mark.slow
 def test_user_config_directory_on_the_search_path(tmp_path):
     mine = tmp_path / "myconf" / "experiment"
     mine.mkdir(parents=True)

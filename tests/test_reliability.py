@@ -47,6 +47,7 @@ def _copy(run_dir: Path, tmp_path: Path) -> Path:
 # --- 1: two runs in the same second ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_1_two_runs_started_in_the_same_second_keep_their_own_directories(tmp_path):
     """Both runs use the same time-stamped name (as two runs in one second would); the per-process
     token of the default ``hydra.run.dir`` keeps them apart and both results survive."""
@@ -229,6 +230,7 @@ def test_12_failure_keeps_finished_results_and_records_the_error(trained, tmp_pa
     assert failed["status"] == "failed" and "Traceback" in failed["traceback"]
 
 
+@pytest.mark.slow
 def test_12_cli_error_is_one_line_after_a_header_with_the_traceback_in_the_log(tmp_path):
     out = tmp_path / "out"
     missing = tmp_path / "missing.csv"

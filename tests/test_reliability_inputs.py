@@ -143,6 +143,7 @@ def test_11_visualize_with_more_steps_than_tokens_stops_at_once(tmp_path):
 # --- 14: datasets from the user's config directory ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_14_eval_dataset_is_found_in_a_user_config_dir(tmp_path):
     user = tmp_path / "my_conf" / "dataset"
     user.mkdir(parents=True)

@@ -168,6 +168,7 @@ def test_a_pickle_in_the_tfidf_file_is_refused_and_a_legacy_joblib_is_never_unpi
 
 # --- 2 and 4: a new run never writes into another run's directory -----------------------------------
 
+@pytest.mark.slow
 def test_a_new_run_pointed_at_a_finished_run_is_refused_with_nothing_written(lm_run, tmp_path):
     run = _copy(lm_run, tmp_path)
     before = _digest(run)
@@ -191,6 +192,7 @@ def test_in_process_run_refuses_a_finished_run_directory_and_writes_nothing(lm_r
     assert _digest(run) == before
 
 
+@pytest.mark.slow
 def test_resume_in_place_with_a_changed_config_is_refused_before_hydra_writes(lm_run, tmp_path):
     run = _copy(lm_run, tmp_path)
     before = _digest(run)
@@ -199,6 +201,7 @@ def test_resume_in_place_with_a_changed_config_is_refused_before_hydra_writes(lm
     assert _digest(run) == before
 
 
+@pytest.mark.slow
 def test_a_sweep_directory_holding_finished_jobs_is_refused(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *(o for o in CLI_TINY if o not in TINY_TRAIN_LM), "task=visualize", "task.mode=masking", "seed=0", f"hydra.sweep.dir={sweep}"]
@@ -209,6 +212,7 @@ def test_a_sweep_directory_holding_finished_jobs_is_refused(tmp_path):
     assert _digest(sweep) == before
 
 
+@pytest.mark.slow
 def test_an_unwritable_run_directory_is_one_config_error_line(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
@@ -232,6 +236,7 @@ class SignalSelf(Callback):
             os.kill(os.getpid(), self.signal)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_signal_records_interrupted_keeps_the_exception_checkpoint_and_says_how_to_resume(tmp_path, sig, code):
     out = tmp_path / "run"

@@ -145,6 +145,7 @@ def test_shift_dataset_is_scored_with_the_runs_own_temperature(trained, tmp_path
     assert set(scored["models"]) == {"generative", "tfidf_lr"}
 
 
+@pytest.mark.slow
 def test_sweep_through_the_cli_is_tabulated_by_report(trained, tmp_path):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",

@@ -17,6 +17,7 @@ CLF = ["task=train_classifier", "task.val_draws=1", "classifier.num_draws=2", "t
        "model.backbone.hidden_size=64", "model.backbone.num_hidden_layers=2", "model.backbone.intermediate_size=128"]
 
 
+@pytest.mark.slow
 def test_infill_term_trains_the_label_readout_above_chance_and_hybrid_mixes_readouts(tiny_run):
     from diffusion_lab.classifiers.build import load_classifier_run
     from diffusion_lab.classifiers.predict import predict

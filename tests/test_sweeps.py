@@ -138,6 +138,7 @@ def sweep_2x2(tmp_path_factory) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_multirun_writes_one_directory_per_job(sweep_2x2):
     jobs = sorted(p for p in sweep_2x2.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
@@ -150,6 +151,7 @@ def test_multirun_writes_one_directory_per_job(sweep_2x2):
     assert steps == {2, 4}
 
 
+@pytest.mark.slow
 def test_sweep_jobs_share_one_wandb_group(sweep_2x2):
     groups = set()
     for job in sorted(p for p in sweep_2x2.iterdir() if p.is_dir()):
@@ -163,6 +165,7 @@ def test_sweep_jobs_share_one_wandb_group(sweep_2x2):
     assert len(groups) == 1 and next(iter(groups)) and next(iter(groups)).startswith("sweep-")
 
 
+@pytest.mark.slow
 def test_report_of_a_sweep(sweep_2x2):
     # the report's own run directory inside the sweep is not counted as a job
     cli(["task=report", f"run_dir={sweep_2x2}", f"hydra.run.dir={sweep_2x2 / 'report'}", "print_config=false"])
@@ -177,6 +180,7 @@ def test_report_of_a_sweep(sweep_2x2):
         "val_nll_per_token_vs_masking.max_rate.png", "val_nll_per_token_vs_trainer.max_epochs.png"}
 
 
+@pytest.mark.slow
 def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, sweep_2x2):
     """One job reads a training file that does not exist: it fails at run time, its sibling finishes."""
     data = tmp_path / "data"
@@ -228,6 +232,7 @@ def test_report_over_seeds_and_classifier_results(tmp_path):
 
 
 # ---- two processes on CPU -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ddp_cpu_trains_with_two_processes_and_writes_once(tmp_path):
     """2 ranks (gloo); global batch 16 = 2 ranks x 4 x 2 accumulation -> 96 rows = 6 optimiser steps."""
     run = tmp_path / "ddp"

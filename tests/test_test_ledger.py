@@ -109,6 +109,7 @@ def test_no_ledger_when_switched_off(tmp_path):
     assert "test_access" not in results and results["models"]["generative"]["n"] > 0
 
 
+@pytest.mark.slow
 def test_a_multirun_scores_validation_only_unless_asked(tmp_path):
     """Through the real CLI: a 2-job sweep of train_classifier writes validation metrics only, and never
     touches the ledger; task=score split=test under -m is refused with the honest protocol in the message."""
