@@ -129,6 +129,27 @@ def test_lora_trains_only_the_adapters():
     assert moved and moved <= trainable and any("lora_B" in n for n in moved)
 
 
+def test_lora_trains_the_rows_of_tokens_the_run_added(tmp_path):
+    """A pretrained checkpoint gains label / mask / pad rows: random at the start, so a LoRA run trains them
+    (peft's trainable tokens) while every pretrained row stays frozen."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB - 3, **SIZES["llama"])).save_pretrained(tmp_path)
+    model = CausalLMDenoiser(VOCAB, PAD, max_length=16, pretrained=str(tmp_path), objective="autoregressive",
+                             lora={"r": 4, "lora_alpha": 8}).train()
+    embed = model.model.get_input_embeddings()
+    ids = torch.tensor([[VOCAB - 1, 5, VOCAB - 2, 7]])
+    before = embed(ids).detach().clone()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    torch.nn.functional.cross_entropy(model(ids, torch.ones_like(ids))[:, :-1].flatten(0, 1), ids[0, 1:]).backward()
+    optimizer.step()
+    after = embed(ids).detach()
+    assert not torch.allclose(after[0, 0], before[0, 0]) and not torch.allclose(after[0, 2], before[0, 2])
+    torch.testing.assert_close(after[0, [1, 3]], before[0, [1, 3]])  # pretrained rows: frozen
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "base_layer" in n)
+
+
 @pytest.mark.parametrize("mode", ["conditional", "per_class"])
 def test_llama_autoregressive_generative_classifier_with_lora_runs(tiny_run, mode):
     """The AR classifier layouts on a LLaMA backbone, LoRA chosen by config: exact log p(x | y), one pass per class."""

@@ -121,10 +121,12 @@ class CausalLMDenoiser(Denoiser):
                 f"model.max_length={max_length} needs {needed} positions but the checkpoint has "
                 f"max_position_embeddings={positions} (GPT-2: n_positions); lower the data's max_length."
             )
-        if model.get_input_embeddings().num_embeddings != vocab_size:
+        known = model.get_input_embeddings().num_embeddings
+        if known != vocab_size:
             model.resize_token_embeddings(vocab_size)
         super().__init__(vocab_size, num_conditions, model.config.hidden_size)
-        self.model = add_lora(model, lora) if lora and lora.get("r", 0) > 0 else model
+        added = list(range(known, vocab_size))  # label tokens, mask, pad: random rows a LoRA run must train
+        self.model = add_lora(model, lora, added) if lora and lora.get("r", 0) > 0 else model
         self.max_length = max_length
         self.objective = objective
         self.causal = objective == "autoregressive"
