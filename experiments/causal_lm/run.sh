@@ -19,11 +19,12 @@ SEED=${SEED:-0}
 ROWS_DIR=${ROWS_DIR:-experiments/causal_lm/rows}
 RUNS=${RUNS:-experiments/causal_lm/runs}
 ONLY=${ONLY:-ar_lora}
+TAG=${TAG:-}                 # appended to every row name (rows/<name>_<TAG>.json), e.g. the step count
 
 source experiments/run_row.sh
 row() {  # row NAME OVERRIDES...
     local name=$1; shift
-    local suffix=""; [ "$SEED" != 0 ] && suffix="_seed$SEED"
+    local suffix="${TAG:+_$TAG}"; [ "$SEED" != 0 ] && suffix="${suffix}_seed$SEED"
     # a fresh run directory every time: the run guard refuses a used one
     run_row "$ROWS_DIR/$name$suffix.json" "$RUNS/$name$suffix-$(date +%Y%m%d-%H%M%S)" +experiment=imdb_ar_clf_cpu \
         "trainer.max_steps=$STEPS" "trainer.val_check_interval=$STEPS" "eval.max_test=$TEST" "data.max_val=$VAL" \
