@@ -15,6 +15,7 @@ from diffusion_lab.metrics import (
     fit_bias_temperature,
     fit_temperature,
     mcnemar_pvalue,
+    mcnemar_pvalue_from_counts,
     mean_ci95,
     nll,
     reliability_diagram,
@@ -66,6 +67,7 @@ def test_mcnemar_exact_against_binomial_by_hand():
     a = torch.tensor([True] * 7 + [False] + [True] * 3 + [False] * 2)
     b = torch.tensor([False] * 7 + [True] + [True] * 3 + [False] * 2)
     assert discordant_counts(a, b) == (7, 1) and discordant_counts(b, a) == (1, 7)
+    assert mcnemar_pvalue_from_counts(7, 1) == pytest.approx(2 * 9 / 256) and mcnemar_pvalue_from_counts(0, 0) == 1.0
     assert mcnemar_pvalue(a, b) == pytest.approx(2 * 9 / 256)
     assert mcnemar_pvalue(b, a) == pytest.approx(2 * 9 / 256)
     assert mcnemar_pvalue(a, a) == 1.0

@@ -13,7 +13,11 @@ import torch
 from rich.console import Console
 
 from diffusion_lab.metrics.calibration import apply_temperature, fit_temperature, reliability_diagram
-from diffusion_lab.metrics.classification import classification_metrics, discordant_counts, mcnemar_pvalue
+from diffusion_lab.metrics.classification import (
+    classification_metrics,
+    discordant_counts,
+    mcnemar_pvalue_from_counts,
+)
 from diffusion_lab.rich_utils import metrics_table
 
 log = logging.getLogger(__name__)
@@ -33,10 +37,9 @@ def model_metrics(val, test) -> dict:
 
 
 def mcnemar_against(reference: str, predictions: dict) -> dict[str, float]:
-    ref = predictions[reference]
-    ref_correct = ref.log_joint.argmax(1) == ref.labels
-    return {name: mcnemar_pvalue(ref_correct, p.log_joint.argmax(1) == p.labels)
-            for name, p in predictions.items() if name != reference}
+    """Exact McNemar p-value of every model against ``reference``, from ``discordant_against``'s counts."""
+    return {name: mcnemar_pvalue_from_counts(n["only_reference"], n["only_model"])
+            for name, n in discordant_against(reference, predictions).items()}
 
 
 def discordant_against(reference: str, predictions: dict) -> dict[str, dict[str, int]]:

@@ -63,7 +63,7 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
 
 def discordant_counts(correct_a, correct_b) -> tuple[int, int]:
     """``(b, c)`` on paired correctness: b = #(A right, B wrong), c = #(A wrong, B right). Sums of these over
-    independent test sets give a pooled exact McNemar test (``mcnemar_pvalue``'s binomial on b + c)."""
+    independent test sets give a pooled exact McNemar test (``mcnemar_pvalue_from_counts``)."""
     a = _as_tensor(correct_a).bool().ravel()
     bb = _as_tensor(correct_b).bool().ravel()
     if a.shape != bb.shape:
@@ -78,7 +78,11 @@ def mcnemar_pvalue(correct_a, correct_b) -> float:
     p = min(1, 2 * P[X <= min(b, c)]). Exact (no chi-square approximation), since discordant
     counts in small test sets are often tiny. p = 1.0 when there are no discordant pairs.
     """
-    b, c = discordant_counts(correct_a, correct_b)
+    return mcnemar_pvalue_from_counts(*discordant_counts(correct_a, correct_b))
+
+
+def mcnemar_pvalue_from_counts(b: int, c: int) -> float:
+    """``mcnemar_pvalue`` from the discordant counts themselves (e.g. summed over seeds)."""
     if b + c == 0:
         return 1.0
     # binom.cdf works in log space internally, so it stays exact-ish for thousands of pairs

@@ -20,9 +20,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from scipy.stats import binomtest
-
-from diffusion_lab.metrics.classification import mean_ci95
+from diffusion_lab.metrics.classification import mcnemar_pvalue_from_counts, mean_ci95
 from diffusion_lab.sweep_results.plots import plot_metric_vs_key
 
 HERE = Path(__file__).resolve().parent
@@ -84,7 +82,7 @@ def paired(data: list[dict]) -> str:
                 continue
             b = sum(r["discordant"][m]["only_reference"] for r in have)
             c = sum(r["discordant"][m]["only_model"] for r in have)
-            p = binomtest(c, b + c).pvalue if b + c else 1.0
+            p = mcnemar_pvalue_from_counts(b, c)
             seeds = " ".join(str(r["seed"]) for r in have)
             lines.append(f"| {dataset} | {n} | {m} | {seeds} ({len(have)} of {len(members)}) | {b} | {c} | {p:.2g} | "
                          f"{diffs} |")
